@@ -1,0 +1,39 @@
+"""labkit: learn Linux network namespaces by building them, for real.
+
+Who does what:
+
+* :mod:`labkit.sandbox` starts a private "host" (user, mount, PID and
+  network namespaces) so a lab never touches the machine's own network;
+* :mod:`labkit.stages` holds the course as the tutorial's shell commands;
+  :mod:`labkit.model` simulates them into the state a stage should have;
+* :mod:`labkit.observe` reads the live kernel into that same state and
+  into a networkx graph; :mod:`labkit.draw` draws the graph;
+* :mod:`labkit.reconcile` works out and makes the changes between the two,
+  through :mod:`labkit.netlink` (every pyroute2 call, on one thread);
+* :mod:`labkit.lab` ties them together as :class:`Lab`;
+* :mod:`labkit.cli`, :mod:`labkit.doctor` and :mod:`labkit.jupyter` are
+  the command line, the machine check and the Jupyter kernel.
+
+Examples
+--------
+>>> from labkit import Lab
+>>> lab = Lab()
+>>> lab.goto("bridge")  # doctest: +SKIP
+>>> lab.ping("red", "192.168.15.2").ok  # doctest: +SKIP
+True
+"""
+
+from labkit.errors import ConfigError, ConflictError, KernelError, LabkitError, SandboxError
+from labkit.lab import Lab, PingResult, Plan
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "KernelError",
+    "Lab",
+    "LabkitError",
+    "PingResult",
+    "Plan",
+    "SandboxError",
+]
+__version__ = "0.1.0"

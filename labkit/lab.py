@@ -1,0 +1,449 @@
+"""The :class:`Lab`: build, reset and inspect the course's topology.
+
+A lab is a number of namespaces (red, blue and optionally ``ns10``,
+``ns11``, ...) inside the current sandbox. It has no memory of its own:
+every call reads the kernel, works out what differs from the requested
+stage (:mod:`labkit.reconcile`) and changes only that. So ``goto`` works
+from any state, forward or backward, twice in a row, and after a learner
+changed things by hand.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from labkit import netlink, observe, reconcile, sandbox, stages
+from labkit.errors import ConfigError
+from labkit.model import HOST, State
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+IFNAMSIZ = 15
+
+
+def check_netns_name(name: str) -> str:
+    """Return ``name`` if it is a usable namespace name, else raise ConfigError.
+
+    Examples
+    --------
+    >>> check_netns_name("red")
+    'red'
+    >>> check_netns_name("red; rm -rf /")
+    Traceback (most recent call last):
+    ...
+    labkit.errors.ConfigError: 'red; rm -rf /' is not a valid namespace name: use letters, digits, '_', '-' and '.', at most 64 characters, not starting with '-' or '.'
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 64:
+        raise ConfigError(
+            f"{name!r} is not a valid namespace name: use letters, digits, '_', '-' "
+            "and '.', at most 64 characters, not starting with '-' or '.'"
+        )
+    return name
+
+
+def check_ifname(name: str) -> str:
+    """Return ``name`` if the kernel accepts it as an interface name.
+
+    Examples
+    --------
+    >>> check_ifname("veth-red")
+    'veth-red'
+    >>> check_ifname("veth-very-long-name")
+    Traceback (most recent call last):
+    ...
+    labkit.errors.ConfigError: interface name 'veth-very-long-name' has 19 characters; the kernel allows at most 15
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name) or "/" in name:
+        raise ConfigError(
+            f"{name!r} is not a valid interface name: use letters, digits, '_', '-' and '.'"
+        )
+    if len(name) > IFNAMSIZ:
+        raise ConfigError(
+            f"interface name {name!r} has {len(name)} characters; the kernel allows "
+            f"at most {IFNAMSIZ}"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps of a stage and the exact shell commands they equal.
+
+    Examples
+    --------
+    >>> print(Lab().plan("netns"))
+    # netns: Two network namespaces, red and blue
+    ## Create the namespaces
+    ip netns add red
+    ip netns add blue
+    """
+
+    stage: stages.Stage
+
+    @property
+    def commands(self) -> list[str]:
+        """The commands, in order.
+
+        Examples
+        --------
+        >>> Lab().plan("host").commands
+        ['ip addr add 192.168.15.5/24 dev v-net-0']
+        """
+        return self.stage.commands
+
+    def __str__(self) -> str:
+        lines = [f"# {self.stage.name}: {self.stage.title}"]
+        for step in self.stage.steps:
+            if not step.commands:
+                continue
+            lines.append(f"## {step.title}")
+            lines.extend(step.commands)
+            if step.note:
+                lines.append(f"# {step.note}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
+@dataclass(frozen=True)
+class PingResult:
+    """What ``ping`` reported: packets sent and received, and its output.
+
+    Examples
+    --------
+    >>> PingResult("red", "192.168.15.2", 3, 3, "").loss
+    0.0
+    """
+
+    src: str
+    dst: str
+    sent: int
+    received: int
+    output: str
+
+    @property
+    def loss(self) -> float:
+        """Packet loss in percent (100 when nothing was sent).
+
+        Examples
+        --------
+        >>> PingResult("red", "192.168.15.2", 4, 1, "").loss
+        75.0
+        """
+        return 100.0 if not self.sent else 100.0 * (self.sent - self.received) / self.sent
+
+    @property
+    def ok(self) -> bool:
+        """True when every packet came back.
+
+        Examples
+        --------
+        >>> PingResult("red", "192.168.15.2", 3, 3, "").ok
+        True
+        """
+        return self.sent > 0 and self.received == self.sent
+
+    def __str__(self) -> str:
+        return f"{self.src} -> {self.dst}: {self.received}/{self.sent} replies, {self.loss:.0f}% loss"
+
+
+class Lab:
+    """The course's topology in the current sandbox.
+
+    Parameters
+    ----------
+    namespaces
+        How many namespaces join the bridge (at least 2: red and blue;
+        further ones are ``ns10``, ``ns11``, ...). ``None`` reads the
+        number from the kernel (what is there already, or 2).
+
+    Examples
+    --------
+    >>> from labkit import Lab
+    >>> lab = Lab()
+    >>> lab.stages
+    ['netns', 'veth', 'bridge', 'host']
+    >>> lab.goto("veth")  # doctest: +SKIP
+    >>> lab.ping("red", "192.168.15.2").ok  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, namespaces: int | None = None) -> None:
+        if namespaces is not None:
+            stages.check_count(namespaces)
+        self._count = namespaces
+
+    @property
+    def count(self) -> int:
+        """How many namespaces join the bridge.
+
+        Examples
+        --------
+        >>> Lab(5).count
+        5
+        """
+        if self._count is not None:
+            return self._count
+        if not sandbox.inside():
+            return 2
+        return stages.count_from(self._netns())
+
+    @property
+    def stages(self) -> list[str]:
+        """The stage names, in the tutorial's order.
+
+        Examples
+        --------
+        >>> Lab().stages[0]
+        'netns'
+        """
+        return list(stages.STAGE_NAMES)
+
+    def steps(self, stage: str | None = None) -> list[str]:
+        """Every ``stage:step`` name (of one stage, or of all).
+
+        Examples
+        --------
+        >>> Lab().steps("veth")
+        ['veth:cable', 'veth:address', 'veth:up']
+        """
+        all_stages = stages.stages(self.count)
+        if stage is not None:
+            i, _ = stages.find(stage, self.count)
+            all_stages = all_stages[i : i + 1]
+        return [s.id for st in all_stages for s in st.steps if s.commands]
+
+    def plan(self, stage: str) -> Plan:
+        """The steps of ``stage`` and the exact shell commands they equal.
+
+        Examples
+        --------
+        >>> Lab().plan("veth").commands[0]
+        'ip link add veth-red type veth peer name veth-blue'
+        """
+        i, _ = stages.find(stage, self.count)
+        return Plan(stages.stages(self.count)[i])
+
+    # -- reading the kernel ------------------------------------------------
+
+    def _netns(self) -> list[str]:
+        nl = netlink.get()
+        return nl.call(nl.netns_list)
+
+    def state(self) -> State:
+        """The kernel's state, as labkit compares it.
+
+        Examples
+        --------
+        >>> sorted(Lab().state().namespaces)  # doctest: +SKIP
+        ['blue', 'red']
+        """
+        sandbox.require()
+        return observe.to_state(observe.snapshot())
+
+    def observe(self) -> nx.Graph:
+        """The live topology as a networkx graph (see :mod:`labkit.observe`).
+
+        Examples
+        --------
+        >>> g = Lab().observe()  # doctest: +SKIP
+        >>> "ns:red" in g  # doctest: +SKIP
+        True
+        """
+        sandbox.require()
+        return observe.observe()
+
+    def draw(self, **kwargs: Any) -> Any:
+        """Draw the live topology; returns a matplotlib Figure.
+
+        Examples
+        --------
+        >>> Lab().draw()  # doctest: +SKIP
+        <Figure size 800x500 with 1 Axes>
+        """
+        from labkit import draw
+
+        return draw.draw(self.observe(), **kwargs)
+
+    def _ownership(self, state: State) -> stages.Ownership:
+        biggest = max(self.count, stages.count_from(state.namespaces))
+        return stages.owned(biggest)
+
+    def _owned_routes(self) -> set:
+        return set()
+
+    def stage(self) -> str | None:
+        """Which stage (or ``stage:step``) the kernel is at now.
+
+        ``"reset"`` when the lab has nothing; ``None`` when the state
+        matches no step (for example after a change made by hand).
+
+        Examples
+        --------
+        >>> Lab().stage()  # doctest: +SKIP
+        'veth'
+        """
+        sandbox.require()
+        state = self.state()
+        own = stages.owned(self.count)
+        mine = state.project(set(own.namespaces), set(own.ifaces))
+        if not mine.namespaces and not mine.ifaces:
+            return "reset"
+        for st in reversed(stages.stages(self.count)):
+            for j in range(len(st.steps) - 1, -1, -1):
+                step = st.steps[j]
+                if mine == stages.desired(step.id, self.count):
+                    return st.name if j == len(st.steps) - 1 else step.id
+        return None
+
+    # -- changing the kernel -------------------------------------------------
+
+    def goto(self, target: str) -> list[str]:
+        """Bring the kernel to ``target`` (``stage`` or ``stage:step``).
+
+        Works from any state, forward or backward; changes only what
+        differs. Returns the shell commands that the changes equal.
+        ``"reset"`` removes everything.
+
+        Examples
+        --------
+        >>> lab = Lab()
+        >>> lab.goto("veth")  # doctest: +SKIP
+        ['ip netns add red', 'ip netns add blue', 'ip link add veth-red type veth peer name veth-blue', ...]
+        >>> lab.goto("veth")  # doctest: +SKIP
+        []
+        """
+        if target == "reset":
+            return self.reset()
+        stages.find(target, self.count)  # a clear error before anything else
+        sandbox.require()
+        want = stages.desired(target, self.count)
+        before = self.state()
+        own = self._ownership(before)
+        ops = reconcile.diff(before, want, own, self._owned_routes())
+        try:
+            reconcile.run(ops)
+        except Exception:
+            self._restore(before, own)
+            raise
+        return [c for op in ops for c in op.commands]
+
+    def _restore(self, before: State, own: stages.Ownership) -> None:
+        """After a failed goto, put back what the lab owned before."""
+        target = before.project(set(own.namespaces), set(own.ifaces))
+        try:
+            ops = reconcile.diff(self.state(), target, own, self._owned_routes())
+            reconcile.run(ops)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+
+    def reset(self) -> list[str]:
+        """Remove every namespace and link the sandbox has (but ``lo``).
+
+        Processes running in those namespaces are ended. Safe to call
+        twice.
+
+        Examples
+        --------
+        >>> Lab().reset()  # doctest: +SKIP
+        ['ip netns delete blue', 'ip netns delete red', 'ip link delete v-net-0']
+        """
+        sandbox.require()
+        state = self.state()
+        ops = []
+        gone: set = set()
+        for key in sorted(k for k in state.ifaces if k[0] == HOST):
+            if key not in gone:
+                ops.append(reconcile._op("link_del", *key))
+                gone.add(state.ifaces[key].peer)
+        ops += [reconcile._op("netns_del", n) for n in sorted(state.namespaces)]
+        reconcile.run(ops)
+        return [c for op in ops for c in op.commands]
+
+    def down(self) -> list[str]:
+        """Go back one stage (to ``reset`` from the first).
+
+        Examples
+        --------
+        >>> Lab().down()  # doctest: +SKIP
+        ['ip addr del 192.168.15.5/24 dev v-net-0']
+        """
+        current = self.stage()
+        if current in (None, "reset"):
+            return self.reset()
+        i, j = stages.find(current, self.count)
+        if i == 0:
+            return self.reset()
+        return self.goto(self.stages[i - 1])
+
+    # -- checks from real packets -------------------------------------------
+
+    def _in(self, node: str) -> list[str]:
+        if node == HOST:
+            return []
+        check_netns_name(node)
+        if node not in self._netns():
+            raise ConfigError(
+                f"namespace {node!r} does not exist here: the namespaces are "
+                f"{', '.join(self._netns()) or 'none yet'} (and 'host'); build a "
+                f"stage first, e.g. lab.goto('veth')"
+            )
+        return ["ip", "netns", "exec", node]
+
+    def ping(self, src: str, dst: str, count: int = 3, timeout: float = 1.0) -> PingResult:
+        """Ping ``dst`` from namespace ``src`` (``"host"`` for the host).
+
+        Examples
+        --------
+        >>> r = Lab().ping("red", "192.168.15.2")  # doctest: +SKIP
+        >>> r.loss  # doctest: +SKIP
+        0.0
+        """
+        sandbox.require()
+        try:
+            ipaddress.ip_address(dst)
+        except ValueError:
+            raise ConfigError(f"{dst!r} is not an IP address: ping takes one like 192.168.15.2") from None
+        if not 1 <= count <= 100:
+            raise ConfigError(f"count must be between 1 and 100, not {count}")
+        argv = [*self._in(src), "ping", "-n", "-c", str(count), "-i", "0.2", "-W", str(timeout), dst]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=count * (timeout + 1) + 5)
+        text = proc.stdout + proc.stderr
+        m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", text)
+        sent, got = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+        return PingResult(src, dst, sent, got, text.strip())
+
+    def neighbours(self, node: str) -> dict[str, str]:
+        """The ARP table of a namespace: address -> MAC (resolved entries only).
+
+        Examples
+        --------
+        >>> Lab().neighbours("red")  # doctest: +SKIP
+        {'192.168.15.2': '32:bf:7a:e0:4b:cc'}
+        """
+        sandbox.require()
+        self._in(node)
+        g = observe.observe()
+        return {
+            n["ip"]: n["mac"]
+            for n in g.nodes[f"ns:{node}"]["neigh"]
+            if n["mac"] and n["state"] not in ("FAILED", "INCOMPLETE")
+        }
+
+    def routes(self, node: str) -> list[dict[str, Any]]:
+        """The IPv4 main routing table of a namespace.
+
+        Examples
+        --------
+        >>> Lab().routes("red")  # doctest: +SKIP
+        [{'dst': '192.168.15.0/24', 'via': None, 'dev': 'veth-red', 'proto': 'kernel'}]
+        """
+        sandbox.require()
+        self._in(node)
+        return observe.observe().nodes[f"ns:{node}"]["routes"]

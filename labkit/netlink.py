@@ -1,0 +1,303 @@
+"""Every pyroute2 call labkit makes, on one worker thread.
+
+pyroute2's synchronous API cannot run on a thread that already runs an
+asyncio loop (a Jupyter cell does), so all netlink work goes to a single
+worker thread. That thread lives in the sandbox's host network namespace;
+for another namespace it opens a netlink socket *there* once (``setns``
+in, ``IPRoute()``, ``setns`` back: no fork) and keeps it. Namespaces are
+created the same way, without forking ``ip``: the thread ``unshare``\\ s a
+new network namespace and bind-mounts it at ``/run/netns/NAME``, exactly
+as ``ip netns add`` does.
+
+Kernel errors become :class:`labkit.errors.KernelError` with the shell
+command they stand for.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from labkit import _libc
+from labkit.errors import ConfigError, KernelError
+from labkit.model import HOST
+from labkit.sandbox import NETNS_DIR
+
+_T = TypeVar("_T")
+_AF_INET = 2
+_MAIN_TABLE = 254
+
+
+class Netlink:
+    """Netlink access to the sandbox, from one worker thread.
+
+    Use :func:`get` for the process-wide instance.
+
+    Examples
+    --------
+    >>> from labkit import netlink
+    >>> nl = netlink.get()  # doctest: +SKIP
+    >>> nl.call(nl.netns_list)  # doctest: +SKIP
+    ['blue', 'red']
+    """
+
+    def __init__(self) -> None:
+        # /proc/self/ns/net is the main thread's: the sandbox's host.
+        self._host_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self._socks: dict[str, tuple[int, IPRoute]] = {}
+        self._pool = ThreadPoolExecutor(1, "labkit-netlink", initializer=self._enter_host)
+        self._thread: threading.Thread | None = None
+
+    def _enter_host(self) -> None:
+        _libc.setns(self._host_fd, _libc.CLONE_NEWNET)
+        self._thread = threading.current_thread()
+
+    def call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(*args)`` on the netlink thread and return its result.
+
+        Examples
+        --------
+        >>> get().call(get().netns_list)  # doctest: +SKIP
+        []
+        """
+        if threading.current_thread() is self._thread:
+            return fn(*args)
+        return self._pool.submit(fn, *args).result()
+
+    # -- namespaces (run on the worker thread) --------------------------
+
+    def netns_list(self) -> list[str]:
+        """Names in /run/netns, sorted.
+
+        Examples
+        --------
+        >>> get().call(get().netns_list)  # doctest: +SKIP
+        ['blue', 'red']
+        """
+        try:
+            return sorted(os.listdir(NETNS_DIR))
+        except FileNotFoundError:
+            return []
+
+    def netns_add(self, name: str) -> None:
+        """Create ``/run/netns/NAME`` like ``ip netns add``, without forking.
+
+        Examples
+        --------
+        >>> get().call(get().netns_add, "red")  # doctest: +SKIP
+        """
+        path = os.path.join(NETNS_DIR, name)
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        except FileExistsError:
+            raise KernelError(f"ip netns add {name}: namespace {name!r} exists already") from None
+        try:
+            _libc.unshare(_libc.CLONE_NEWNET)
+            try:
+                _libc.mount("/proc/thread-self/ns/net", path, None, _libc.MS_BIND)
+            finally:
+                _libc.setns(self._host_fd, _libc.CLONE_NEWNET)
+        except OSError as err:
+            os.unlink(path)
+            raise KernelError(f"ip netns add {name}: {err.strerror}") from None
+
+    def netns_del(self, name: str) -> None:
+        """Delete a namespace like ``ip netns delete``, ending its processes.
+
+        Examples
+        --------
+        >>> get().call(get().netns_del, "red")  # doctest: +SKIP
+        """
+        path = os.path.join(NETNS_DIR, name)
+        try:
+            inode = os.stat(path).st_ino
+        except FileNotFoundError:
+            return
+        kill_processes_in(inode)
+        # A namespace dies asynchronously; delete its cables now so that
+        # their other ends are gone when this returns.
+        try:
+            ipr = self.ipr(name)
+            for link in ipr.link("dump"):
+                if link.get(("linkinfo", "kind")) == "veth":
+                    try:
+                        ipr.link("del", index=link["index"])
+                    except NetlinkError:
+                        pass
+        finally:
+            entry = self._socks.pop(name, None)
+            if entry:
+                entry[1].close()
+        try:
+            _libc.umount(path)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.ENOENT):
+                raise KernelError(f"ip netns delete {name}: {err.strerror}") from None
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def ns_fd(self, ns: str) -> int:
+        """An open fd for a namespace (the caller closes it).
+
+        Examples
+        --------
+        >>> fd = get().call(get().ns_fd, "red")  # doctest: +SKIP
+        """
+        if ns == HOST:
+            return os.dup(self._host_fd)
+        try:
+            return os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"network namespace {ns!r} does not exist: create it with "
+                f"`ip netns add {ns}` or build a stage with lab.goto(...)"
+            ) from None
+
+    def ipr(self, ns: str) -> IPRoute:
+        """The netlink socket for namespace ``ns`` (host: ``"host"``).
+
+        Examples
+        --------
+        >>> get().call(lambda: get().ipr("red").link("dump"))  # doctest: +SKIP
+        """
+        if ns == HOST:
+            inode = 0
+        else:
+            try:
+                inode = os.stat(os.path.join(NETNS_DIR, ns)).st_ino
+            except FileNotFoundError:
+                self.ns_fd(ns)  # raises the clear error
+                raise
+        cached = self._socks.get(ns)
+        if cached and cached[0] == inode:
+            return cached[1]
+        if cached:
+            cached[1].close()
+        fd = self.ns_fd(ns)
+        try:
+            _libc.setns(fd, _libc.CLONE_NEWNET)
+            try:
+                sock = IPRoute()
+            finally:
+                _libc.setns(self._host_fd, _libc.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+        self._socks[ns] = (inode, sock)
+        return sock
+
+    # -- links, addresses, routes (run on the worker thread) -------------
+
+    def index(self, ns: str, name: str) -> int:
+        """The ifindex of ``name`` in ``ns``.
+
+        Examples
+        --------
+        >>> get().call(get().index, "host", "lo")  # doctest: +SKIP
+        1
+        """
+        try:
+            return self.ipr(ns).link("get", ifname=name)[0]["index"]
+        except NetlinkError as err:
+            where = "the host" if ns == HOST else f"namespace {ns}"
+            raise KernelError(f"no interface {name!r} in {where}: {err}") from None
+
+    def dump(self, ns: str) -> dict[str, list[Any]]:
+        """Links, IPv4 addresses, main-table IPv4 routes and neighbours of ``ns``.
+
+        Examples
+        --------
+        >>> sorted(get().call(get().dump, "host"))  # doctest: +SKIP
+        ['addrs', 'links', 'neigh', 'routes']
+        """
+        ipr = self.ipr(ns)
+        return {
+            "links": list(ipr.link("dump")),
+            "addrs": list(ipr.addr("dump", family=_AF_INET)),
+            "routes": [r for r in ipr.route("dump", family=_AF_INET) if r.get("table") == _MAIN_TABLE],
+            "neigh": list(ipr.neigh("dump", family=_AF_INET)),
+        }
+
+    def peer_namespace(self, ns: str, nsid: int, candidates: list[str]) -> str | None:
+        """Which of ``candidates`` is the namespace ``ns`` knows as ``nsid``.
+
+        Examples
+        --------
+        >>> get().call(get().peer_namespace, "red", 0, ["host", "blue"])  # doctest: +SKIP
+        'host'
+        """
+        ipr = self.ipr(ns)
+        for other in candidates:
+            fd = self.ns_fd(other)
+            try:
+                got = ipr.get_netnsid(fd=fd)
+            finally:
+                os.close(fd)
+            if got and got.get("nsid") == nsid:
+                return other
+        return None
+
+
+def kill_processes_in(netns_inode: int) -> int:
+    """SIGKILL every process whose network namespace has this inode.
+
+    Returns how many were killed. Processes we may not inspect are skipped.
+
+    Examples
+    --------
+    >>> kill_processes_in(0)
+    0
+    """
+    killed = 0
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino == netns_inode:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+        except (OSError, ProcessLookupError):
+            continue
+    return killed
+
+
+_instance: tuple[int, Netlink] | None = None
+_lock = threading.Lock()
+
+
+def get() -> Netlink:
+    """The process's :class:`Netlink` (a new one after a fork).
+
+    Examples
+    --------
+    >>> from labkit import netlink
+    >>> netlink.get()  # doctest: +SKIP
+    <labkit.netlink.Netlink object at ...>
+    """
+    global _instance
+    with _lock:
+        if _instance is None or _instance[0] != os.getpid():
+            _instance = (os.getpid(), Netlink())
+        return _instance[1]
+
+
+def translate(err: NetlinkError, command: str) -> KernelError:
+    """Turn a netlink error into a :class:`KernelError` naming the command.
+
+    Examples
+    --------
+    >>> translate(NetlinkError(17, "File exists"), "ip link add v-net-0 type bridge")
+    KernelError('ip link add v-net-0 type bridge: File exists (errno 17)')
+    """
+    reason = os.strerror(err.code) if err.code else str(err)
+    return KernelError(f"{command}: {reason} (errno {err.code})")

@@ -1,0 +1,292 @@
+"""Read the live kernel: a :class:`Snapshot`, then a State or a graph.
+
+:func:`snapshot` dumps every namespace of the sandbox (the host and each
+name in ``/run/netns``) over netlink: links, IPv4 addresses, routes and
+neighbour (ARP) entries. :func:`to_state` keeps what labkit compares;
+:func:`to_graph` builds a networkx graph of everything, for drawing and
+for checks. Nothing here remembers what labkit meant to build: a change
+made by hand with ``ip`` shows up like any other.
+
+Graph schema
+------------
+Nodes are strings:
+
+* ``"ns:NAME"``: a namespace (``ns:host`` is the sandbox's host), with
+  ``kind="netns"``, ``name``, ``routes`` (list of dicts: dst, via, dev,
+  proto) and ``neigh`` (list of dicts: ip, mac, dev, state);
+* ``"if:NS/NAME"``: an interface, with ``kind="iface"``, ``ns``, ``name``,
+  ``type`` (veth, bridge, loopback, ...), ``mac``, ``up`` (admin state),
+  ``oper`` (kernel's operstate), ``addrs`` (IPv4 CIDRs) and ``master``.
+
+Edges carry ``kind``: ``"in"`` (namespace to its interface), ``"veth"``
+(the two ends of a cable) and ``"port"`` (bridge port to its bridge).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from labkit import netlink
+from labkit.errors import ConfigError
+from labkit.model import HOST, Iface, Route, State
+
+_IFF_UP = 0x1
+_PROTO = {2: "kernel", 3: "boot", 4: "static"}
+_NUD = {
+    0x01: "INCOMPLETE",
+    0x02: "REACHABLE",
+    0x04: "STALE",
+    0x08: "DELAY",
+    0x10: "PROBE",
+    0x20: "FAILED",
+    0x40: "NOARP",
+    0x80: "PERMANENT",
+}
+
+
+@dataclass
+class Snapshot:
+    """Plain-data dumps of every namespace, keyed by namespace name.
+
+    Examples
+    --------
+    >>> Snapshot().namespaces
+    []
+    """
+
+    links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    addrs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    routes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    neigh: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    peers: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Lab namespaces (the host not included), sorted.
+
+        Examples
+        --------
+        >>> Snapshot(links={"host": [], "red": []}).namespaces
+        ['red']
+        """
+        return sorted(n for n in self.links if n != HOST)
+
+    def link(self, ns: str, index: int) -> dict[str, Any] | None:
+        """The link with ``index`` in ``ns``, or None.
+
+        Examples
+        --------
+        >>> Snapshot(links={"host": [{"index": 1}]}).link("host", 1)
+        {'index': 1}
+        """
+        for item in self.links.get(ns, []):
+            if item["index"] == index:
+                return item
+        return None
+
+
+def _plain(ns: str, raw: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
+    links = []
+    for m in raw["links"]:
+        links.append(
+            {
+                "index": m["index"],
+                "name": m.get("ifname"),
+                "kind": m.get(("linkinfo", "kind"))
+                or ("loopback" if m.get("ifname") == "lo" else "other"),
+                "peer_index": m.get("link"),
+                "peer_nsid": m.get("link_netnsid"),
+                "master": m.get("master"),
+                "up": bool(m["flags"] & _IFF_UP),
+                "oper": m.get("operstate") or "UNKNOWN",
+                "mac": m.get("address") or "",
+            }
+        )
+    names = {item["index"]: item["name"] for item in links}
+    addrs = [
+        {"index": a["index"], "cidr": f"{a.get('address')}/{a['prefixlen']}"} for a in raw["addrs"]
+    ]
+    routes = []
+    for r in raw["routes"]:
+        dst = r.get("dst")
+        routes.append(
+            {
+                "dst": f"{dst}/{r['dst_len']}" if dst else "default",
+                "via": r.get("gateway"),
+                "dev": names.get(r.get("oif")),
+                "proto": _PROTO.get(r["proto"], str(r["proto"])),
+            }
+        )
+    neigh = [
+        {
+            "ip": n.get("dst"),
+            "mac": n.get("lladdr") or "",
+            "dev": names.get(n["ifindex"]),
+            "state": _NUD.get(n["state"], str(n["state"])),
+        }
+        for n in raw["neigh"]
+        if n.get("dst")
+    ]
+    return {"links": links, "addrs": addrs, "routes": routes, "neigh": neigh}
+
+
+def _collect(nl: netlink.Netlink) -> Snapshot:
+    snap = Snapshot()
+    for ns in [HOST, *nl.netns_list()]:
+        try:
+            plain = _plain(ns, nl.dump(ns))
+        except (OSError, ConfigError):
+            continue  # deleted while we looked
+        snap.links[ns] = plain["links"]
+        snap.addrs[ns] = plain["addrs"]
+        snap.routes[ns] = plain["routes"]
+        snap.neigh[ns] = plain["neigh"]
+    _pair_veths(nl, snap)
+    return snap
+
+
+def _pair_veths(nl: netlink.Netlink, snap: Snapshot) -> None:
+    """Find the other end of every veth, across namespaces."""
+    veths = [
+        (ns, link)
+        for ns, links in snap.links.items()
+        for link in links
+        if link["kind"] == "veth" and link["peer_index"]
+    ]
+    by_index: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+    for ns, link in veths:
+        by_index.setdefault(link["index"], []).append((ns, link))
+    for ns, link in veths:
+        if link["peer_nsid"] is None:
+            snap.peers[(ns, link["index"])] = (ns, link["peer_index"])
+            continue
+        candidates = [
+            other
+            for other, olink in by_index.get(link["peer_index"], [])
+            if other != ns and olink["peer_index"] == link["index"]
+        ]
+        if len(candidates) > 1:
+            found = nl.peer_namespace(ns, link["peer_nsid"], candidates)
+            candidates = [found] if found else []
+        if len(candidates) == 1:
+            snap.peers[(ns, link["index"])] = (candidates[0], link["peer_index"])
+
+
+def snapshot() -> Snapshot:
+    """Read every namespace of the sandbox from the kernel.
+
+    Examples
+    --------
+    >>> from labkit.observe import snapshot
+    >>> snapshot().namespaces  # doctest: +SKIP
+    ['blue', 'red']
+    """
+    nl = netlink.get()
+    return nl.call(_collect, nl)
+
+
+def to_state(snap: Snapshot) -> State:
+    """The parts of a snapshot that labkit compares (no loopback, no MACs).
+
+    Examples
+    --------
+    >>> to_state(Snapshot(links={"host": []})).namespaces
+    set()
+    """
+    state = State(namespaces=set(snap.namespaces))
+    for ns, links in snap.links.items():
+        names = {item["index"]: item["name"] for item in links}
+        addrs: dict[int, set[str]] = {}
+        for a in snap.addrs.get(ns, []):
+            addrs.setdefault(a["index"], set()).add(str(ipaddress.ip_interface(a["cidr"])))
+        for link in links:
+            if link["kind"] == "loopback":
+                continue
+            peer = None
+            where = snap.peers.get((ns, link["index"]))
+            if where:
+                other = snap.link(*where)
+                peer = (where[0], other["name"]) if other else None
+            iface = Iface(
+                ns=ns,
+                name=link["name"],
+                kind=link["kind"],
+                peer=peer,
+                master=names.get(link["master"]) if link["master"] else None,
+                up=link["up"],
+                addrs=frozenset(addrs.get(link["index"], ())),
+            )
+            state.ifaces[iface.key] = iface
+        for r in snap.routes.get(ns, []):
+            if r["via"] and r["proto"] != "kernel":
+                state.routes.add(Route(ns, r["dst"], r["via"]))
+    return state
+
+
+def to_graph(snap: Snapshot) -> nx.Graph:
+    """A networkx graph of the snapshot (see the module docstring).
+
+    Examples
+    --------
+    >>> g = to_graph(Snapshot(links={"host": []}))
+    >>> sorted(g.nodes)
+    ['ns:host']
+    """
+    g = nx.Graph(namespaces=[HOST, *snap.namespaces])
+    for ns in [HOST, *snap.namespaces]:
+        if ns not in snap.links:
+            continue
+        g.add_node(
+            f"ns:{ns}",
+            kind="netns",
+            name=ns,
+            routes=snap.routes.get(ns, []),
+            neigh=snap.neigh.get(ns, []),
+        )
+        names = {item["index"]: item["name"] for item in snap.links[ns]}
+        addrs: dict[int, list[str]] = {}
+        for a in snap.addrs.get(ns, []):
+            addrs.setdefault(a["index"], []).append(a["cidr"])
+        for link in snap.links[ns]:
+            node = f"if:{ns}/{link['name']}"
+            g.add_node(
+                node,
+                kind="iface",
+                ns=ns,
+                name=link["name"],
+                type=link["kind"],
+                mac=link["mac"],
+                up=link["up"],
+                oper=link["oper"],
+                addrs=sorted(addrs.get(link["index"], [])),
+                master=names.get(link["master"]) if link["master"] else None,
+            )
+            g.add_edge(f"ns:{ns}", node, kind="in")
+    for ns in snap.links:
+        names = {item["index"]: item["name"] for item in snap.links[ns]}
+        for link in snap.links[ns]:
+            node = f"if:{ns}/{link['name']}"
+            if link["master"] and link["master"] in names:
+                g.add_edge(node, f"if:{ns}/{names[link['master']]}", kind="port")
+            where = snap.peers.get((ns, link["index"]))
+            other = snap.link(*where) if where else None
+            if where and other:
+                g.add_edge(node, f"if:{where[0]}/{other['name']}", kind="veth")
+    return g
+
+
+def observe() -> nx.Graph:
+    """Read the kernel and return the graph of the whole sandbox.
+
+    Examples
+    --------
+    >>> from labkit.observe import observe
+    >>> g = observe()  # doctest: +SKIP
+    >>> g.nodes["if:red/veth-red"]["addrs"]  # doctest: +SKIP
+    ['192.168.15.1/24']
+    """
+    return to_graph(snapshot())

@@ -1,0 +1,252 @@
+"""From the state the kernel has to the state a stage wants.
+
+:func:`diff` is pure: it compares an observed :class:`~labkit.model.State`
+with a desired one and returns the :class:`Op` list that turns the first
+into the second, each with the shell command it stands for. It only
+touches what the lab owns (:func:`labkit.stages.owned`); something made by
+hand that stands in the way raises :class:`~labkit.errors.ConflictError`
+before anything changes. :func:`run` carries the ops out over netlink,
+treating "already there" and "already gone" as success, so every op can
+run twice.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from labkit import netlink
+from labkit.errors import ConflictError, KernelError
+from labkit.model import HOST, Iface, IfKey, Route, State
+from labkit.stages import Ownership
+
+@dataclass(frozen=True)
+class Op:
+    """One change to the kernel and the shell commands it equals.
+
+    Examples
+    --------
+    >>> Op("netns_add", ("red",), ("ip netns add red",)).commands
+    ('ip netns add red',)
+    """
+
+    kind: str
+    args: tuple[Any, ...]
+    commands: tuple[str, ...]
+
+def _ip(ns: str) -> str:
+    return "ip" if ns == HOST else f"ip -n {ns}"
+
+def _op(kind: str, *args: Any) -> Op:
+    if kind == "netns_add":
+        cmds = [f"ip netns add {args[0]}"]
+    elif kind == "netns_del":
+        cmds = [f"ip netns delete {args[0]}"]
+    elif kind == "link_del":
+        cmds = [f"{_ip(args[0])} link delete {args[1]}"]
+    elif kind == "bridge_add":
+        cmds = [f"{_ip(args[0])} link add {args[1]} type bridge"]
+    elif kind == "veth_add":
+        ns_a, a, ns_b, b = args
+        cmds = [f"ip link add {a} type veth peer name {b}"]
+        cmds += [f"ip link set {n} netns {s}" for s, n in ((ns_a, a), (ns_b, b)) if s != HOST]
+    elif kind == "master":
+        ns, name, master = args
+        tail = f"master {master}" if master else "nomaster"
+        cmds = [f"{_ip(ns)} link set {name} {tail}"]
+    elif kind in ("addr_add", "addr_del"):
+        ns, name, cidr = args
+        cmds = [f"{_ip(ns)} addr {kind[5:]} {cidr} dev {name}"]
+    elif kind == "link_up":
+        ns, name, up = args
+        cmds = [f"{_ip(ns)} link set {name} {'up' if up else 'down'}"]
+    elif kind in ("route_add", "route_del"):
+        route: Route = args[0]
+        cmds = [f"{_ip(route.ns)} route {kind[6:]} {route.dst} via {route.via}"]
+    else:  # pragma: no cover - programming error
+        raise ValueError(kind)
+    return Op(kind, tuple(args), tuple(cmds))
+
+def conflicts(observed: State, want: State, own: Ownership) -> list[str]:
+    """What, made by hand, blocks ``want``: one sentence per problem.
+
+    Examples
+    --------
+    >>> from labkit.stages import desired, owned
+    >>> obs = State({"red"}, {("red", "dummy0"): Iface("red", "dummy0", "dummy",
+    ...     addrs=frozenset({"192.168.15.2/24"}))})
+    >>> conflicts(obs, desired("veth"), owned(2))[0].split(":")[0]
+    'address 192.168.15.2 is on dummy0 in namespace red, which labkit did not make'
+    """
+    needed = {
+        cidr.split("/")[0]: iface for iface in want.ifaces.values() for cidr in iface.addrs
+    }
+    problems = []
+    for key, iface in sorted(observed.ifaces.items()):
+        if key in own.ifaces:
+            continue
+        for cidr in sorted(iface.addrs):
+            ip = cidr.split("/")[0]
+            if ip in needed:
+                where = "the host" if iface.ns == HOST else f"namespace {iface.ns}"
+                other = needed[ip]
+                problems.append(
+                    f"address {ip} is on {iface.name} in {where}, which labkit did not "
+                    f"make: {other.name} in {other.ns} needs it. Remove it with "
+                    f"`{_ip(iface.ns)} addr del {cidr} dev {iface.name}`, or start "
+                    f"over with lab.reset() (`labkit reset`)."
+                )
+    return problems
+
+def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route]) -> list[Op]:
+    """The ops that take ``observed`` to ``want``, touching only what is owned.
+
+    Raises :class:`ConflictError` when something not owned is in the way.
+
+    Examples
+    --------
+    >>> from labkit.stages import desired, owned
+    >>> ops = diff(State(), desired("netns"), owned(2), set())
+    >>> [c for op in ops for c in op.commands]
+    ['ip netns add red', 'ip netns add blue']
+    """
+    problems = conflicts(observed, want, own)
+    if problems:
+        raise ConflictError(" ".join(problems))
+    ops: list[Op] = []
+    cur: dict[IfKey, Iface] = {k: v for k, v in observed.ifaces.items() if k in own.ifaces}
+    alive = (observed.namespaces | {HOST}) - (observed.namespaces & own.namespaces - want.namespaces)
+
+    def forget(key: IfKey) -> None:
+        iface = cur.pop(key, None) or observed.ifaces.get(key)
+        if iface and iface.peer:
+            cur.pop(iface.peer, None)
+
+    # 1. Namespaces the stage does not have (their links go with them).
+    for name in sorted(observed.namespaces & own.namespaces - want.namespaces):
+        ops.append(_op("netns_del", name))
+        for key in [k for k in observed.ifaces if k[0] == name]:
+            forget(key)
+    # 2. Links that should not exist, or are not what they should be.
+    for key in sorted(cur):
+        iface = cur.get(key)
+        if iface is None or key[0] not in alive:
+            continue
+        w = want.ifaces.get(key)
+        if w is None or w.kind != iface.kind or (w.kind == "veth" and w.peer != iface.peer):
+            ops.append(_op("link_del", *key))
+            forget(key)
+    # 3. Routes that should not exist (before addresses change under them).
+    managed = {r for r in observed.routes if r.ns in own.namespaces and r.ns in alive}
+    managed |= {r for r in observed.routes if r in owned_routes}
+    for route in sorted(managed - want.routes):
+        ops.append(_op("route_del", route))
+    # 4. Namespaces, bridges, veth pairs that are missing.
+    for name in sorted(want.namespaces - observed.namespaces):
+        ops.append(_op("netns_add", name))
+    done: set[IfKey] = set()
+    for key, w in want.ifaces.items():
+        if key in cur or key in done:
+            continue
+        if w.kind == "bridge":
+            ops.append(_op("bridge_add", *key))
+        elif w.kind == "veth" and w.peer:
+            # Name the namespace end first, as the tutorial does.
+            first, second = (w.peer, key) if key[0] == HOST else (key, w.peer)
+            ops.append(_op("veth_add", *first, *second))
+            done.add(w.peer)
+        cur[key] = Iface(key[0], key[1], w.kind, peer=w.peer)
+        if w.peer:
+            cur[w.peer] = Iface(w.peer[0], w.peer[1], w.kind, peer=key)
+        done.add(key)
+    # 5. Masters, addresses, up/down, in the desired order.
+    for key, w in want.ifaces.items():
+        if cur[key].master != w.master:
+            ops.append(_op("master", *key, w.master))
+    for key, w in want.ifaces.items():
+        for cidr in sorted(cur[key].addrs - w.addrs):
+            ops.append(_op("addr_del", *key, cidr))
+    for key, w in want.ifaces.items():
+        for cidr in sorted(w.addrs - cur[key].addrs):
+            ops.append(_op("addr_add", *key, cidr))
+    for key, w in want.ifaces.items():
+        if cur[key].up != w.up:
+            ops.append(_op("link_up", *key, w.up))
+    # 6. Routes that are missing.
+    for route in sorted(want.routes - (observed.routes & managed)):
+        ops.append(_op("route_add", route))
+    return ops
+
+_GONE = {errno.ENOENT, errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL}
+
+def _apply(nl: netlink.Netlink, op: Op) -> None:
+    kind, args = op.kind, op.args
+    if kind == "netns_add":
+        if args[0] not in nl.netns_list():
+            nl.netns_add(args[0])
+        return
+    if kind == "netns_del":
+        nl.netns_del(args[0])
+        return
+    if kind in ("route_add", "route_del"):
+        route: Route = args[0]
+        dst = "0.0.0.0/0" if route.dst == "default" else route.dst
+        nl.ipr(route.ns).route(kind[6:], dst=dst, gateway=route.via)
+        return
+    ns, name = args[0], args[1]
+    ipr = nl.ipr(ns)
+    if kind == "bridge_add":
+        ipr.link("add", ifname=name, kind="bridge")
+    elif kind == "veth_add":
+        ns_b, peer = args[2], args[3]
+        spec: dict[str, Any] = {"ifname": peer}
+        fd = nl.ns_fd(ns_b) if ns_b != ns else None
+        if fd is not None:
+            spec["net_ns_fd"] = fd
+        try:
+            ipr.link("add", ifname=name, kind="veth", peer=spec)
+        finally:
+            if fd is not None:
+
+                os.close(fd)
+    elif kind == "link_del":
+        ipr.link("del", index=nl.index(ns, name))
+    elif kind == "master":
+        master = nl.index(ns, args[2]) if args[2] else 0
+        ipr.link("set", index=nl.index(ns, name), master=master)
+    elif kind in ("addr_add", "addr_del"):
+        ip, _, plen = args[2].partition("/")
+        ipr.addr(kind[5:], index=nl.index(ns, name), address=ip, prefixlen=int(plen))
+    elif kind == "link_up":
+        ipr.link("set", index=nl.index(ns, name), state="up" if args[2] else "down")
+
+def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:
+    for op in ops:
+        try:
+            _apply(nl, op)
+        except NetlinkError as err:
+            adding = op.kind.endswith("_add") or op.kind == "master"
+            if err.code == errno.EEXIST and adding:
+                continue
+            if err.code in _GONE and not adding:
+                continue
+            raise netlink.translate(err, "; ".join(op.commands)) from None
+        except KernelError as err:
+            if op.kind in ("link_del", "link_up") and "no interface" in str(err):
+                continue
+            raise
+
+def run(ops: list[Op]) -> None:
+    """Carry out ``ops`` in order, on the netlink thread.
+
+    Examples
+    --------
+    >>> from labkit.reconcile import run, _op
+    >>> run([_op("netns_add", "red")])  # doctest: +SKIP
+    """
+    nl = netlink.get()
+    nl.call(_run_all, nl, ops)

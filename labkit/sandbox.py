@@ -1,0 +1,401 @@
+"""The sandbox: a private "host" that never touches the machine's network.
+
+A sandbox is a set of fresh Linux namespaces that the calling process
+enters:
+
+* a **user** namespace (only when not started as root), so that an
+  ordinary user is root inside and nowhere else;
+* a **mount** namespace whose ``/run/netns`` is a private tmpfs, so
+  ``ip netns add red`` creates ``red`` for this sandbox only;
+* a **PID** namespace, whose first process is a small reaper; when the
+  process that entered the sandbox exits, the reaper dies with it and the
+  kernel ends every process started inside (web apps included);
+* a **network** namespace that plays "the host" of the tutorial.
+
+Entering happens in two steps because a Jupyter kernel must bind its ZMQ
+sockets in the machine's network namespace before it moves into the
+sandbox's: :func:`enter_private` (user, mount, PID; must run while the
+process is single-threaded) and :func:`enter_network` (the network
+namespace, for the calling thread only). :func:`enter` does both.
+
+Inside, the tutorial's commands run verbatim: ``sudo`` is a small shim on
+``PATH`` (the sandbox user is already root there; the real ``sudo``
+refuses to run in a user namespace).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from labkit import _libc
+from labkit.errors import SandboxError
+
+ENV_MARK = "LABKIT_SANDBOX"
+NETNS_DIR = "/run/netns"
+BIN_DIR = "/run/labkit/bin"
+
+_T = TypeVar("_T")
+
+_SUDO_SHIM = """#!/bin/sh
+# labkit sandbox: you are root here already, so sudo only drops its options.
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -u|-g|-C|-h|-p|-r|-t|-U|-D) shift 2 ;;
+    --) shift; break ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+[ $# -eq 0 ] && { echo "usage: sudo COMMAND [ARG...]" >&2; exit 1; }
+exec "$@"
+"""
+
+HOW_TO_FIX = (
+    "labkit needs either root (run it with sudo) or unprivileged user "
+    "namespaces. To allow the latter on Debian/Ubuntu, as root: "
+    "`sysctl -w kernel.unprivileged_userns_clone=1` and "
+    "`sysctl -w user.max_user_namespaces=15000`; on Ubuntu 24.04 also "
+    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`. In a "
+    "container, start it with --privileged (or CAP_SYS_ADMIN and "
+    "CAP_NET_ADMIN and an unconfined seccomp profile). "
+    "`labkit doctor` checks all of this."
+)
+
+
+def _netns_inode(path: str = "/proc/self/ns/net") -> int:
+    return os.stat(path).st_ino
+
+
+def inside() -> bool:
+    """Tell whether this process runs inside a labkit sandbox.
+
+    True when the sandbox mark is in the environment and the current
+    network namespace is not the one the sandbox was started from.
+
+    Examples
+    --------
+    >>> import labkit.sandbox
+    >>> labkit.sandbox.inside() in (True, False)
+    True
+    """
+    mark = os.environ.get(ENV_MARK, "")
+    outer, _, _ = mark.partition(":")
+    if not outer.isdigit():
+        return False
+    try:
+        return _netns_inode() != int(outer) and os.path.isdir(NETNS_DIR)
+    except OSError:
+        return False
+
+
+def require() -> None:
+    """Raise :class:`SandboxError` unless this process is in a sandbox.
+
+    Every call that changes the network goes through here, so labkit can
+    never change the machine's own network by mistake.
+
+    Examples
+    --------
+    >>> from labkit.sandbox import require
+    >>> require()  # doctest: +SKIP
+    """
+    if not inside():
+        raise SandboxError(
+            "labkit changes the network only inside its sandbox, and this "
+            "process is not in one. Use the 'labkit' Jupyter kernel, or start "
+            "a shell with `labkit shell` (or a command with `labkit run -- CMD`)."
+        )
+
+
+def _child_probe(flags: int) -> str | None:
+    """Try ``unshare(flags)`` in a throwaway child; return why it failed."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(r)
+        msg = b""
+        try:
+            _libc.unshare(flags)
+        except OSError as err:
+            msg = f"unshare failed: {err.strerror} (errno {err.errno})".encode()
+        os.write(w, msg)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    return out or None
+
+
+def why_not() -> str | None:
+    """Say why a sandbox cannot start here, or None when it can.
+
+    Examples
+    --------
+    >>> from labkit.sandbox import why_not
+    >>> why_not() is None or isinstance(why_not(), str)
+    True
+    """
+    flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWNET | _libc.CLONE_NEWPID
+    if os.geteuid() != 0:
+        flags |= _libc.CLONE_NEWUSER
+    failure = _child_probe(flags)
+    if failure is None:
+        return None
+    who = "root" if os.geteuid() == 0 else f"user {os.geteuid()} (not root)"
+    return f"A labkit sandbox cannot start here: running as {who}, {failure}. {HOW_TO_FIX}"
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _private_run() -> None:
+    """Cover /run with a tmpfs, keep what was there, add /run/netns."""
+    kept: list[tuple[str, str, Any]] = []
+    for entry in os.scandir("/run"):
+        if entry.name == "netns":
+            continue
+        try:
+            if entry.is_symlink():
+                kept.append((entry.name, "link", os.readlink(entry.path)))
+            else:
+                kind = "dir" if entry.is_dir(follow_symlinks=False) else "file"
+                kept.append((entry.name, kind, os.open(entry.path, os.O_PATH | os.O_NOFOLLOW)))
+        except OSError:
+            continue
+    _libc.mount("tmpfs", "/run", "tmpfs", 0, "mode=0755")
+    for name, kind, value in kept:
+        path = os.path.join("/run", name)
+        try:
+            if kind == "link":
+                os.symlink(value, path)
+                continue
+            if kind == "dir":
+                os.mkdir(path)
+            else:
+                open(path, "w").close()
+            _libc.mount(f"/proc/self/fd/{value}", path, None, _libc.MS_BIND | _libc.MS_REC)
+        except OSError:
+            pass  # best effort: a part of /run we cannot keep is left out
+        finally:
+            if kind != "link":
+                os.close(value)
+    os.mkdir(NETNS_DIR)
+    _libc.mount("tmpfs", NETNS_DIR, "tmpfs", 0, "mode=0755")
+    _libc.mount(None, NETNS_DIR, None, _libc.MS_SHARED)
+    os.makedirs(BIN_DIR)
+    _write(os.path.join(BIN_DIR, "sudo"), _SUDO_SHIM)
+    os.chmod(os.path.join(BIN_DIR, "sudo"), 0o755)
+
+
+def _exit_like(status: int) -> None:
+    """Exit with the code a child's wait status stands for."""
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(code if code >= 0 else 128 - code)
+
+
+def _forward(signals: tuple[int, ...], pid: int) -> None:
+    for sig in signals:
+        signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+
+
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _supervise() -> None:
+    """Split into supervisor, PID 1 (reaper) and worker; return in the worker.
+
+    A process that called unshare(CLONE_NEWPID) cannot start threads, so
+    the work goes on two forks down: the calling process (the supervisor)
+    forwards signals and exits with the worker's status; its child is
+    PID 1 of the new PID namespace, reaps orphans and dies with the
+    supervisor (taking every process of the sandbox with it); its child,
+    the worker, is where this function returns.
+    """
+    life_r, life_w = os.pipe()
+    reaper = os.fork()
+    if reaper:  # the supervisor
+        os.close(life_r)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker gets it from the tty
+        _forward(_FORWARDED, reaper)
+        _exit_like(_wait(reaper))
+    # PID 1 of the sandbox
+    os.close(life_w)
+    _libc.set_parent_death_signal(signal.SIGKILL)
+    os.set_blocking(life_r, False)
+    try:
+        if os.read(life_r, 1) == b"":  # the supervisor is gone already
+            os._exit(1)
+    except BlockingIOError:
+        pass
+    worker = os.fork()
+    if worker == 0:
+        os.close(life_r)
+        return
+    try:  # pragma: no cover - runs in the reaper
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, 65536)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        _forward(_FORWARDED, worker)
+        while True:
+            pid, status = os.wait()
+            if pid == worker:
+                _exit_like(status)
+    finally:
+        os._exit(1)
+
+
+def enter_private() -> None:
+    """First step: new user (if not root), mount and PID namespaces.
+
+    Must run while the process has a single thread. It returns in a new
+    process (two forks down, PID 2 of the sandbox) while the original
+    process waits for it and exits with its status. Afterwards
+    ``/run/netns`` is private to this process and its children.
+
+    Examples
+    --------
+    >>> from labkit.sandbox import enter_private
+    >>> enter_private()  # doctest: +SKIP
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWPID
+    if uid != 0:
+        flags |= _libc.CLONE_NEWUSER
+    try:
+        _libc.unshare(flags)
+        if uid != 0:
+            _write("/proc/self/setgroups", "deny")
+            _write("/proc/self/uid_map", f"0 {uid} 1")
+            _write("/proc/self/gid_map", f"0 {gid} 1")
+        _libc.mount(None, "/", None, _libc.MS_REC | _libc.MS_PRIVATE)
+        _private_run()
+    except OSError as err:
+        who = "root" if uid == 0 else f"user {uid} (not root)"
+        raise SandboxError(
+            f"A labkit sandbox cannot start here: running as {who}, {err}. {HOW_TO_FIX}"
+        ) from None
+    _supervise()
+
+
+def _set_up(ifname: str) -> None:
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh", ifname.encode(), 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", ifname.encode(), flags | IFF_UP))
+
+
+def enter_network() -> None:
+    """Second step: a new network namespace, "the host", for this thread.
+
+    In a single-threaded process that is the whole process; in a Jupyter
+    kernel it is the main thread, which runs the cells. Threads and
+    processes started from it afterwards are inside too.
+
+    Examples
+    --------
+    >>> from labkit.sandbox import enter_network
+    >>> enter_network()  # doctest: +SKIP
+    """
+    outer = _netns_inode("/proc/thread-self/ns/net")
+    try:
+        _libc.unshare(_libc.CLONE_NEWNET)
+    except OSError as err:
+        raise SandboxError(f"A labkit sandbox cannot start here: {err}. {HOW_TO_FIX}") from None
+    _set_up("lo")
+    # A new namespace may copy the machine's forwarding setting; the
+    # course starts from a host that does not forward.
+    _write("/proc/sys/net/ipv4/ip_forward", "0")
+    inner = _netns_inode("/proc/thread-self/ns/net")
+    os.environ[ENV_MARK] = f"{outer}:{inner}"
+    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    os.environ["PATH"] = ":".join([BIN_DIR, path, "/usr/sbin", "/sbin"])
+
+
+def enter() -> None:
+    """Move this (single-threaded) process into a fresh sandbox.
+
+    Examples
+    --------
+    >>> import subprocess
+    >>> from labkit.sandbox import enter
+    >>> enter()  # doctest: +SKIP
+    >>> subprocess.run(["ip", "netns", "add", "red"], check=True)  # doctest: +SKIP
+    """
+    enter_private()
+    enter_network()
+
+
+def run_in_sandbox(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run ``fn(*args, **kwargs)`` in a fresh sandbox and return its result.
+
+    The call runs in a forked child that enters a new sandbox; the result
+    (or the exception) comes back pickled. When it returns, the sandbox
+    and everything in it are gone.
+
+    Examples
+    --------
+    >>> import subprocess
+    >>> from labkit.sandbox import run_in_sandbox
+    >>> def netns_list():
+    ...     subprocess.run(["ip", "netns", "add", "red"], check=True)
+    ...     return subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout
+    >>> run_in_sandbox(netns_list)  # doctest: +SKIP
+    'red\\n'
+    """
+    r, w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(r)
+        try:
+            enter()  # returns in the sandbox's worker; this process waits there
+            outcome: tuple[Any, ...] = ("ok", fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
+            outcome = ("err", err, traceback.format_exc())
+        try:
+            data = pickle.dumps(outcome)
+        except Exception as err:  # noqa: BLE001
+            data = pickle.dumps(("err", RuntimeError(f"unpicklable result: {err}"), ""))
+        with os.fdopen(w, "wb") as f:
+            f.write(data)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise SandboxError(f"the sandboxed call died (wait status {status}) before it answered")
+    outcome = pickle.loads(data)
+    if outcome[0] == "ok":
+        return outcome[1]
+    err, tb = outcome[1], outcome[2]
+    if tb and hasattr(err, "add_note"):
+        err.add_note("In the sandbox:\n" + tb)
+    raise err

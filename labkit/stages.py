@@ -1,0 +1,365 @@
+"""The course's stages, as the shell commands of the tutorial.
+
+Each :class:`Stage` is a list of :class:`Step`; each step is a list of
+iproute2 commands, in the tutorial's order, with the tutorial's errata
+fixed (and the fix in a step of its own, so the failure can be shown
+first). The state a stage should reach is *derived* from these commands by
+:func:`labkit.model.simulate`, so the plan a learner reads and what labkit
+builds cannot drift apart.
+
+Names and addresses:
+
+* ``red`` 192.168.15.1 and ``blue`` 192.168.15.2, as in the tutorial;
+* further namespaces on the bridge are ``ns10``, ``ns11``, ... and their
+  number is the last byte of their address (``ns10`` is 192.168.15.10);
+* the host is 192.168.15.5 on the bridge ``v-net-0``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from labkit.errors import ConfigError
+from labkit.model import HOST, IfKey, State, simulate
+
+SUBNET = "192.168.15"
+PREFIX = 24
+BRIDGE = "v-net-0"
+HOST_IP = f"{SUBNET}.5"
+FIRST_EXTRA = 10
+MAX_NAMESPACES = 2 + (254 - FIRST_EXTRA + 1)
+EXTRA_RE = re.compile(r"ns(\d+)")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a stage: a title, why it matters, and its commands.
+
+    Examples
+    --------
+    >>> Step("veth", "up", "Bring both ends up", ("ip -n red link set veth-red up",)).id
+    'veth:up'
+    """
+
+    stage: str
+    name: str
+    title: str
+    commands: tuple[str, ...]
+    note: str = ""
+
+    @property
+    def id(self) -> str:
+        """``stage:step``, the name :meth:`labkit.Lab.goto` accepts.
+
+        Examples
+        --------
+        >>> Step("bridge", "fix", "", ()).id
+        'bridge:fix'
+        """
+        return f"{self.stage}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of the course: its name, one line on what it builds, its steps.
+
+    Examples
+    --------
+    >>> stage = stages(2)[1]
+    >>> stage.name, [s.name for s in stage.steps]
+    ('veth', ['cable', 'address', 'up'])
+    """
+
+    name: str
+    title: str
+    steps: tuple[Step, ...]
+
+    @property
+    def commands(self) -> list[str]:
+        """Every command of the stage, in order.
+
+        Examples
+        --------
+        >>> stages(2)[0].commands
+        ['ip netns add red', 'ip netns add blue']
+        """
+        return [c for step in self.steps for c in step.commands]
+
+
+def namespaces(count: int) -> list[tuple[str, str]]:
+    """The lab's namespaces and their addresses, for ``count`` namespaces.
+
+    Examples
+    --------
+    >>> namespaces(3)
+    [('red', '192.168.15.1'), ('blue', '192.168.15.2'), ('ns10', '192.168.15.10')]
+    """
+    check_count(count)
+    extra = [(f"ns{n}", f"{SUBNET}.{n}") for n in range(FIRST_EXTRA, FIRST_EXTRA + count - 2)]
+    return [("red", f"{SUBNET}.1"), ("blue", f"{SUBNET}.2"), *extra]
+
+
+def check_count(count: int) -> None:
+    """Raise :class:`ConfigError` unless ``count`` namespaces fit the subnet.
+
+    Examples
+    --------
+    >>> check_count(1)
+    Traceback (most recent call last):
+    ...
+    labkit.errors.ConfigError: a lab has at least 2 namespaces (red and blue), not 1
+    """
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise ConfigError(f"the number of namespaces must be a whole number, not {count!r}")
+    if count < 2:
+        raise ConfigError(f"a lab has at least 2 namespaces (red and blue), not {count}")
+    if count > MAX_NAMESPACES:
+        raise ConfigError(
+            f"{count} namespaces do not fit in {SUBNET}.0/{PREFIX}: "
+            f"use at most {MAX_NAMESPACES}"
+        )
+
+
+def count_from(names: set[str] | list[str]) -> int:
+    """How many namespaces a lab has, judged from the namespaces that exist.
+
+    Examples
+    --------
+    >>> count_from({"red", "blue", "ns10", "ns11", "green"})
+    4
+    """
+    extra = 0
+    while f"ns{FIRST_EXTRA + extra}" in names and 2 + extra < MAX_NAMESPACES:
+        extra += 1
+    return 2 + extra
+
+
+@lru_cache(maxsize=64)
+def stages(count: int = 2) -> tuple[Stage, ...]:
+    """The stages of a lab with ``count`` namespaces on the bridge.
+
+    Examples
+    --------
+    >>> [s.name for s in stages()]
+    ['netns', 'veth', 'bridge', 'host']
+    """
+    ns = namespaces(count)
+    extra = ns[2:]
+    cidr = f"/{PREFIX}"
+
+    def stage(name: str, title: str, *steps: tuple[str, str, list[str], str]) -> Stage:
+        return Stage(name, title, tuple(Step(name, n, t, tuple(c), note) for n, t, c, note in steps))
+
+    return (
+        stage(
+            "netns",
+            "Two network namespaces, red and blue",
+            ("create", "Create the namespaces", ["ip netns add red", "ip netns add blue"], ""),
+        ),
+        stage(
+            "veth",
+            "A virtual cable (veth pair) between red and blue",
+            (
+                "cable",
+                "Create the cable and plug each end into its namespace",
+                [
+                    "ip link add veth-red type veth peer name veth-blue",
+                    "ip link set veth-red netns red",
+                    "ip link set veth-blue netns blue",
+                ],
+                "",
+            ),
+            (
+                "address",
+                "Give each end an address",
+                [
+                    f"ip -n red addr add {SUBNET}.1{cidr} dev veth-red",
+                    f"ip -n blue addr add {SUBNET}.2{cidr} dev veth-blue",
+                ],
+                "",
+            ),
+            (
+                "up",
+                "Bring both ends up",
+                ["ip -n red link set veth-red up", "ip -n blue link set veth-blue up"],
+                "",
+            ),
+        ),
+        stage(
+            "bridge",
+            f"A virtual switch (bridge {BRIDGE}) joining all namespaces",
+            (
+                "switch",
+                "Create the bridge and bring it up",
+                [f"ip link add {BRIDGE} type bridge", f"ip link set dev {BRIDGE} up"],
+                "",
+            ),
+            (
+                "unplug",
+                "Remove the direct cable (deleting one end deletes both)",
+                ["ip netns exec red ip link delete veth-red"],
+                "",
+            ),
+            (
+                "cables",
+                "One new cable per namespace, from the namespace to the bridge",
+                [
+                    "ip link add veth-red type veth peer name veth-red-br",
+                    "ip link add veth-blue type veth peer name veth-blue-br",
+                    "ip link set veth-red netns red",
+                    f"ip link set veth-red-br master {BRIDGE}",
+                    "ip link set veth-blue netns blue",
+                    f"ip link set veth-blue-br master {BRIDGE}",
+                ],
+                "",
+            ),
+            (
+                "as-written",
+                "Addresses, and the namespace ends up, as the tutorial writes it",
+                [
+                    f"ip -n red addr add {SUBNET}.1{cidr} dev veth-red",
+                    f"ip -n blue addr add {SUBNET}.2{cidr} dev veth-blue",
+                    "ip -n red link set dev veth-red up",
+                    "ip -n blue link set dev veth-blue up",
+                ],
+                "The tutorial stops here, but the bridge ends of the cables are "
+                "still down, so red cannot ping blue yet (100% loss).",
+            ),
+            (
+                "fix",
+                "Bring up the bridge ends of the cables (the tutorial forgets this)",
+                ["ip link set veth-red-br up", "ip link set veth-blue-br up"],
+                "",
+            ),
+            (
+                "more",
+                "Connect further namespaces the same way",
+                [
+                    cmd
+                    for name, ip in extra
+                    for cmd in (
+                        f"ip netns add {name}",
+                        f"ip link add veth-{name} type veth peer name veth-{name}-br",
+                        f"ip link set veth-{name} netns {name}",
+                        f"ip link set veth-{name}-br master {BRIDGE}",
+                        f"ip -n {name} addr add {ip}{cidr} dev veth-{name}",
+                        f"ip -n {name} link set dev veth-{name} up",
+                        f"ip link set veth-{name}-br up",
+                    )
+                ],
+                "",
+            ),
+        ),
+        stage(
+            "host",
+            "The host joins the bridge network with an address",
+            (
+                "address",
+                "Give the bridge an address: the host is now on 192.168.15.0/24",
+                [f"ip addr add {HOST_IP}{cidr} dev {BRIDGE}"],
+                "",
+            ),
+        ),
+    )
+
+
+STAGE_NAMES = tuple(s.name for s in stages(2))
+
+
+def find(target: str, count: int = 2) -> tuple[int, int]:
+    """Locate ``stage`` or ``stage:step``; return (stage index, step index).
+
+    A bare stage name means its last step. Raises :class:`ConfigError`
+    for names that do not exist.
+
+    Examples
+    --------
+    >>> find("bridge:fix")
+    (2, 4)
+    >>> find("veth")
+    (1, 2)
+    """
+    if not isinstance(target, str):
+        raise ConfigError(f"a stage is named by a string, not {target!r}")
+    name, _, step = target.partition(":")
+    all_stages = stages(count)
+    for i, stage in enumerate(all_stages):
+        if stage.name != name:
+            continue
+        if not step:
+            return i, len(stage.steps) - 1
+        for j, s in enumerate(stage.steps):
+            if s.name == step:
+                return i, j
+        names = ", ".join(s.name for s in stage.steps)
+        raise ConfigError(f"stage {name!r} has no step {step!r}: its steps are {names}")
+    known = ", ".join(STAGE_NAMES)
+    raise ConfigError(f"unknown stage {target!r}: the stages are {known} (or 'reset')")
+
+
+def steps_upto(target: str, count: int = 2) -> list[Step]:
+    """Every step from the start up to and including ``target``.
+
+    Examples
+    --------
+    >>> [s.id for s in steps_upto("veth:address")]
+    ['netns:create', 'veth:cable', 'veth:address']
+    """
+    i, j = find(target, count)
+    all_stages = stages(count)
+    out = [s for stage in all_stages[:i] for s in stage.steps]
+    return out + list(all_stages[i].steps[: j + 1])
+
+
+def desired(target: str, count: int = 2) -> State:
+    """The state that ``target`` (``stage`` or ``stage:step``) should have.
+
+    Examples
+    --------
+    >>> d = desired("host")
+    >>> sorted(d.ifaces[("host", "v-net-0")].addrs)
+    ['192.168.15.5/24']
+    """
+    return _desired(target, count).copy()
+
+
+@lru_cache(maxsize=256)
+def _desired(target: str, count: int) -> State:
+    return simulate([c for s in steps_upto(target, count) for c in s.commands])
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What a lab owns: the namespaces and interfaces its stages make.
+
+    Examples
+    --------
+    >>> own = owned(2)
+    >>> "red" in own.namespaces and ("host", "v-net-0") in own.ifaces
+    True
+    """
+
+    namespaces: frozenset[str]
+    ifaces: frozenset[IfKey]
+
+
+@lru_cache(maxsize=64)
+def owned(count: int = 2) -> Ownership:
+    """Everything any step of any stage creates, for ``count`` namespaces.
+
+    Examples
+    --------
+    >>> ("host", "veth-red") in owned(2).ifaces  # before it moves into red
+    True
+    """
+    state = State()
+    ns: set[str] = set()
+    ifs: set[IfKey] = set()
+    for stage in stages(count):
+        for command in stage.commands:
+            state = simulate([command], state)
+            ns |= state.namespaces
+            ifs |= set(state.ifaces)
+    return Ownership(frozenset(ns - {HOST}), frozenset(ifs))
