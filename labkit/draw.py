@@ -1,18 +1,23 @@
 """Draw the graph of a sandbox: namespaces as boxes, veth pairs as cables.
 
 :func:`layout` places every drawn node of a graph from
-:func:`labkit.observe.to_graph` (pure and deterministic: a place depends on
-names, not on the order the kernel listed things in); :func:`draw` renders
-it with matplotlib; :func:`save` writes a PNG.
+:func:`labkit.observe.to_graph`; :func:`draw` renders it with matplotlib;
+:func:`save` writes a PNG. Layout is pure and deterministic: a place
+depends on names, never on the order in which the kernel listed things.
 
-The picture follows the course: the host namespace is a large grey box at
-the top centre with its bridges (switch shapes) inside; ``red`` is always
-on the left and ``blue`` on the right, so they keep their place from stage
+The picture follows the course. The host namespace is a large grey box at
+the top centre, with its bridges (switch shapes) inside; ``red`` is always
+on the left and ``blue`` on the right, so both keep their place from stage
 to stage; every other namespace sits in rows below (``ns10``, ``ns11``, ...
 in natural order, other names after them). An interface is a point on its
 namespace's box, on the side facing the other end of its cable; loopback
-interfaces are left out. Above :data:`COMPACT_ABOVE` namespaces the boxes
-get small and the per-interface labels are left out.
+interfaces are left out.
+
+How much is written depends on how many lab namespaces there are: up to
+:data:`MEDIUM_ABOVE`, every cable end is labelled with its interface's name
+and addresses; up to :data:`COMPACT_ABOVE`, the boxes are smaller and show
+their addresses inside; above that, boxes are compact and show only their
+(shortened) names.
 
 Examples
 --------
@@ -41,43 +46,50 @@ from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyBboxPatch
+from matplotlib.patches import FancyBboxPatch, PathPatch
+from matplotlib.path import Path
 
 from labkit.model import HOST
 
-__all__ = ["COMPACT_ABOVE", "FIGSIZE", "draw", "layout", "save"]
+__all__ = ["COMPACT_ABOVE", "FIGSIZE", "MEDIUM_ABOVE", "draw", "layout", "save"]
 
-#: Default figure size in inches (width, height); the same for every graph.
+#: Default figure size in inches (width, height): the same for every graph.
 FIGSIZE = (8.0, 5.0)
-#: With more lab namespaces than this, boxes are compact and unlabelled.
-COMPACT_ABOVE = 24
-#: With more lab namespaces than this (and up to COMPACT_ABOVE), labels are shorter.
+#: Up to this many lab namespaces, every cable end gets its own label.
 MEDIUM_ABOVE = 6
+#: Above this many lab namespaces, boxes are compact and show only their names.
+COMPACT_ABOVE = 24
 
-# The drawing area, in data units (same aspect as FIGSIZE).
+Point = tuple[float, float]
+
+# The drawing, in data units: x from 0 to _W, y from 0 to _H.
 _W, _H = 16.0, 10.0
-_HOST_BOX = (8.0, 8.1, 6.2, 3.0)  # centre x, centre y, width, height
-_FIXED = {"red": (2.2, 5.0), "blue": (_W - 2.2, 5.0)}
-_FIXED_SIZE = (3.0, 1.5)
-# Rows of the other namespaces: x from _ROWS_X0 to _ROWS_X1, y from _ROWS_TOP down to _ROWS_BOTTOM.
-_ROWS_X0, _ROWS_X1, _ROWS_TOP, _ROWS_BOTTOM = 0.2, _W - 0.2, 3.7, 0.1
-# Grids for the other namespaces, by how many there are: (columns, rows).
-# Within one grid a namespace's place depends only on its rank.
-_GRIDS = [(5, 1), (7, 2), (9, 3), (12, 4), (14, 6), (16, 8)]
+_HOST_BOX = (8.0, 8.0, 6.0, 3.2)  # centre x, centre y, width, height
+_FIXED = {"red": (2.3, 3.6), "blue": (_W - 2.3, 3.6)}
+_FIXED_SIZE = (3.2, 1.6)
+# The other namespaces fill rows in this rectangle (x0, x1, top, bottom):
+# up to _ONE_ROW of them in one centred row, more in a grid.
+_ROWS = (0.2, _W - 0.2, 2.4, -0.9)
+_ONE_ROW = 5
+# The grids, by how many namespaces there are: (columns, rows). Within one
+# grid a namespace's place depends only on its rank among them.
+_GRIDS = [(7, 3), (10, 4), (12, 5), (14, 7), (16, 8)]
 
-_DOWN_OPER = {"DOWN", "LOWERLAYERDOWN", "NOTPRESENT"}
+_DOWN_OPER = {"DOWN", "LOWERLAYERDOWN", "NOTPRESENT", "DORMANT"}
+_INK = "#263238"
 _CABLE = "#37474f"
-_PORT = "#546e7a"
+_PORT = "#607d8b"
 _HOST_FACE, _HOST_EDGE = "#eceff1", "#78909c"
-_OTHER_FACE, _OTHER_EDGE = "#f3f1e4", "#8d8a6a"
-_BRIDGE_FACE = "#263238"
+_OTHER_FACE, _OTHER_EDGE = "#f1efe2", "#7d7a5c"
+_BRIDGE_FACE, _BRIDGE_LIGHT = "#263238", "#80cbc4"
+_DASH = (0, (3.5, 2.5))
+_PPU = 34.0  # points per data unit in a default figure: font sizes are meant for it
 
 
 @dataclass(frozen=True)
 class _Box:
     """A namespace's rectangle: centre, width and height in data units."""
 
-    name: str
     x: float
     y: float
     w: float
@@ -86,6 +98,9 @@ class _Box:
     @property
     def perimeter(self) -> float:
         return 2 * (self.w + self.h)
+
+    def moved(self, x: float, y: float) -> _Box:
+        return _Box(x, y, self.w, self.h)
 
     def toward(self, tx: float, ty: float) -> float:
         """Perimeter coordinate of the edge point facing ``(tx, ty)``."""
@@ -99,45 +114,41 @@ class _Box:
         return self.coord(self.x + t * dx, self.y + t * dy)
 
     def coord(self, px: float, py: float) -> float:
-        """Perimeter coordinate of a point on the edge, counter-clockwise
-        from the bottom-left corner."""
-        left, bottom = self.x - self.w / 2, self.y - self.h / 2
-        u, v = px - left, py - bottom
+        """Perimeter coordinate of an edge point: counter-clockwise from
+        the bottom-left corner."""
+        u = min(max(px - (self.x - self.w / 2), 0.0), self.w)
+        v = min(max(py - (self.y - self.h / 2), 0.0), self.h)
         eps = 1e-6
         if v <= eps:
-            return min(max(u, 0.0), self.w)
+            return u
         if u >= self.w - eps:
-            return self.w + min(max(v, 0.0), self.h)
+            return self.w + v
         if v >= self.h - eps:
-            return self.w + self.h + (self.w - min(max(u, 0.0), self.w))
-        return 2 * self.w + self.h + (self.h - min(max(v, 0.0), self.h))
+            return 2 * self.w + self.h - u
+        return 2 * (self.w + self.h) - v
 
-    def point(self, s: float) -> tuple[float, float]:
+    def point(self, s: float) -> Point:
         """The edge point at perimeter coordinate ``s``."""
         s %= self.perimeter
         left, bottom = self.x - self.w / 2, self.y - self.h / 2
         if s <= self.w:
             return (left + s, bottom)
-        s -= self.w
-        if s <= self.h:
-            return (left + self.w, bottom + s)
-        s -= self.h
-        if s <= self.w:
-            return (left + self.w - s, bottom + self.h)
-        s -= self.w
-        return (left, bottom + self.h - s)
+        if s <= self.w + self.h:
+            return (left + self.w, bottom + s - self.w)
+        if s <= 2 * self.w + self.h:
+            return (left + 2 * self.w + self.h - s, bottom + self.h)
+        return (left, bottom + self.perimeter - s)
 
-    def normal(self, px: float, py: float) -> tuple[float, float]:
-        """Outward unit normal of the side a point is on (corners: diagonal)."""
-        nx_ = (px - self.x) / (self.w / 2)
-        ny_ = (py - self.y) / (self.h / 2)
-        ax_, ay_ = abs(nx_), abs(ny_)
-        if abs(ax_ - ay_) < 0.08:
-            return (math.copysign(0.7071, nx_), math.copysign(0.7071, ny_))
-        return (math.copysign(1.0, nx_), 0.0) if ax_ > ay_ else (0.0, math.copysign(1.0, ny_))
+    def normal(self, px: float, py: float) -> Point:
+        """Outward unit normal of the side a point is on."""
+        rx = (px - self.x) / (self.w / 2)
+        ry = (py - self.y) / (self.h / 2)
+        if abs(rx) >= abs(ry):
+            return (math.copysign(1.0, rx), 0.0)
+        return (0.0, math.copysign(1.0, ry))
 
 
-# -- names and the graph --------------------------------------------------------
+# -- the graph -------------------------------------------------------------------
 
 
 def _natural(name: str) -> tuple[Any, ...]:
@@ -150,33 +161,44 @@ def _natural(name: str) -> tuple[Any, ...]:
 
 
 def _ns_order(name: str) -> tuple[Any, ...]:
-    """``ns10``, ``ns11``, ... first (naturally), then any other name."""
+    """``ns10``, ``ns11``, ... first, then any other name; natural order."""
     return (0 if re.fullmatch(r"ns\d+", name) else 1, _natural(name), name)
 
 
-def _namespaces(graph: nx.Graph) -> list[str]:
-    """Every namespace with a node or with an interface in the graph."""
-    names = {d.get("name", n[3:]) for n, d in graph.nodes(data=True) if d.get("kind") == "netns"}
-    names |= {d["ns"] for _, d in graph.nodes(data=True) if d.get("kind") == "iface" and "ns" in d}
-    return sorted(names, key=_ns_order)
+def _iface_ns(node: str, d: dict[str, Any]) -> str:
+    if "ns" in d:
+        return str(d["ns"])
+    return node[3:].rpartition("/")[0] or HOST
 
 
 def _ifaces(graph: nx.Graph) -> dict[str, dict[str, Any]]:
-    """Drawn interfaces (no loopback), node id to attributes."""
+    """Drawn interfaces (no loopback): node id to attributes."""
     return {
-        n: d
+        str(n): d
         for n, d in graph.nodes(data=True)
-        if d.get("kind") == "iface" and d.get("type") != "loopback" and d.get("name") != "lo"
+        if d.get("kind") == "iface" and d.get("type") != "loopback"
     }
 
 
+def _namespaces(graph: nx.Graph, ifaces: dict[str, dict[str, Any]]) -> list[str]:
+    """Every namespace that has a node or a drawn interface, in layout order."""
+    names = {
+        str(d.get("name", str(n)[3:]))
+        for n, d in graph.nodes(data=True)
+        if d.get("kind") == "netns"
+    }
+    names |= {_iface_ns(n, d) for n, d in ifaces.items()}
+    return sorted(names, key=_ns_order)
+
+
 def _edges(graph: nx.Graph, kind: str, ifaces: dict[str, Any]) -> list[tuple[str, str]]:
-    """Edges of ``kind`` between drawn interfaces, each sorted, the list sorted."""
-    return sorted(
-        tuple(sorted((u, v)))  # type: ignore[misc]
+    """Edges of ``kind`` between drawn interfaces, each pair and the list sorted."""
+    pairs = {
+        (min(str(u), str(v)), max(str(u), str(v)))
         for u, v, d in graph.edges(data=True)
-        if d.get("kind") == kind and u in ifaces and v in ifaces
-    )
+        if d.get("kind") == kind and u in ifaces and v in ifaces and u != v
+    }
+    return sorted(pairs)
 
 
 def _is_up(d: dict[str, Any]) -> bool:
@@ -184,12 +206,9 @@ def _is_up(d: dict[str, Any]) -> bool:
     return bool(d.get("up", True)) and str(d.get("oper", "UNKNOWN")).upper() not in _DOWN_OPER
 
 
-def _lab_count(names: list[str]) -> int:
-    return sum(1 for n in names if n != HOST)
-
-
 def _density(names: list[str]) -> str:
-    n = _lab_count(names)
+    """``"full"``, ``"medium"`` or ``"compact"``, from the number of lab namespaces."""
+    n = sum(1 for name in names if name != HOST)
     if n > COMPACT_ABOVE:
         return "compact"
     return "medium" if n > MEDIUM_ABOVE else "full"
@@ -199,38 +218,40 @@ def _density(names: list[str]) -> str:
 
 
 def _grid(m: int) -> tuple[int, int]:
+    if m <= _ONE_ROW:
+        return max(m, 1), 1
     for cols, rows in _GRIDS:
         if m <= cols * rows:
             return cols, rows
-    aspect = (_ROWS_X1 - _ROWS_X0) / (_ROWS_TOP - _ROWS_BOTTOM)
-    cols = math.ceil(math.sqrt(m * aspect))
+    x0, x1, top, bottom = _ROWS
+    cols = math.ceil(math.sqrt(m * (x1 - x0) / (top - bottom) / 2))
     return cols, math.ceil(m / cols)
 
 
 def _boxes(names: list[str]) -> dict[str, _Box]:
     """The rectangle of every namespace."""
     boxes: dict[str, _Box] = {}
-    others = [n for n in names if n != HOST and n not in _FIXED]
-    cols, rows = _grid(len(others))
-    cell_w = (_ROWS_X1 - _ROWS_X0) / cols
-    cell_h = min((_ROWS_TOP - _ROWS_BOTTOM) / rows, 1.9)
-    w, h = cell_w * 0.82, cell_h * 0.72
     for name in names:
         if name == HOST:
-            x, y, bw, bh = _HOST_BOX
-            boxes[name] = _Box(name, x, y, bw, bh)
+            boxes[name] = _Box(*_HOST_BOX)
         elif name in _FIXED:
-            boxes[name] = _Box(name, *_FIXED[name], *_FIXED_SIZE)
+            boxes[name] = _Box(*_FIXED[name], *_FIXED_SIZE)
+    others = [n for n in names if n != HOST and n not in _FIXED]
+    cols, rows = _grid(len(others))
+    x0, x1, top, bottom = _ROWS
+    cell_w = min((x1 - x0) / cols, 3.2)
+    cell_h = min((top - bottom) / rows, 1.9)
+    w, h = cell_w * 0.8, min(cell_h * 0.7, cell_w * 0.45)
     for rank, name in enumerate(others):
         row, col = divmod(rank, cols)
-        x = _ROWS_X0 + (col + 0.5) * cell_w
-        y = _ROWS_TOP - (row + 0.5) * cell_h
-        boxes[name] = _Box(name, x, y, w, h)
+        x = (x0 + x1) / 2 + (col - (cols - 1) / 2) * cell_w
+        y = top - (row + 0.5) * cell_h
+        boxes[name] = _Box(round(x, 6), round(y, 6), w, h)
     return boxes
 
 
 def _spread(wanted: list[float], gap: float, length: float) -> list[float]:
-    """Move sorted coordinates apart by at least ``gap``, as little as possible.
+    """Move sorted coordinates at least ``gap`` apart, as little as possible.
 
     Isotonic regression (pool adjacent violators) of ``wanted[i] - i * gap``,
     clipped so that everything stays within ``[gap / 2, length - gap / 2]``.
@@ -239,91 +260,76 @@ def _spread(wanted: list[float], gap: float, length: float) -> list[float]:
     if n == 0:
         return []
     gap = min(gap, length / n)
-    blocks: list[list[float]] = []  # [mean, weight]
+    blocks: list[tuple[float, int]] = []  # (mean, count)
     for i, s in enumerate(wanted):
-        blocks.append([s - i * gap, 1.0])
+        blocks.append((s - i * gap, 1))
         while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            m2, w2 = blocks.pop()
-            m1, w1 = blocks.pop()
-            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2])
-    ys = [m for m, w in blocks for _ in range(int(w))]
-    lo, hi = gap / 2, length - gap / 2 - (n - 1) * gap
-    return [min(max(y, lo), max(hi, lo)) + i * gap for i, y in enumerate(ys)]
+            (m2, c2), (m1, c1) = blocks.pop(), blocks.pop()
+            blocks.append(((m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2))
+    ys = [m for m, c in blocks for _ in range(c)]
+    lo, hi = gap / 2, max(gap / 2, length - gap / 2 - (n - 1) * gap)
+    return [min(max(y, lo), hi) + i * gap for i, y in enumerate(ys)]
 
 
-def _bridge_spots(box: _Box, bridges: list[str], is_host: bool) -> dict[str, tuple[float, float]]:
-    """Bridges sit inside their box, side by side, a little below the middle."""
-    y = box.y - (0.15 * box.h if is_host else 0.1 * box.h)
-    n = len(bridges)
-    return {
-        b: (box.x - box.w / 2 + box.w * (i + 1) / (n + 1), y)
-        for i, b in enumerate(sorted(bridges, key=_natural))
-    }
-
-
-def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, tuple[float, float]]]:
-    names = _namespaces(graph)
-    boxes = _boxes(names)
+def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, Point]]:
+    """Boxes of the namespaces and positions of every drawn node."""
     ifaces = _ifaces(graph)
-    density = _density(names)
-    pos: dict[str, tuple[float, float]] = {f"ns:{n}": (b.x, b.y) for n, b in boxes.items()}
+    names = _namespaces(graph, ifaces)
+    boxes = _boxes(names)
+    gap = {"full": 0.6, "medium": 0.3, "compact": 0.06}[_density(names)]
+    pos: dict[str, Point] = {f"ns:{n}": (b.x, b.y) for n, b in boxes.items()}
 
     by_ns: dict[str, list[str]] = {}
     for node, d in ifaces.items():
-        by_ns.setdefault(d.get("ns", HOST), []).append(node)
-
+        by_ns.setdefault(_iface_ns(node, d), []).append(node)
     peers: dict[str, list[str]] = {}
     for u, v in _edges(graph, "veth", ifaces):
         peers.setdefault(u, []).append(v)
         peers.setdefault(v, []).append(u)
 
-    for ns, nodes in sorted(by_ns.items()):
+    for ns in sorted(by_ns, key=_ns_order):
         box = boxes[ns]
+        nodes = sorted(by_ns[ns], key=_natural)
         bridges = [n for n in nodes if ifaces[n].get("type") == "bridge"]
-        pos.update(_bridge_spots(box, bridges, ns == HOST))
+        for i, node in enumerate(bridges):  # inside the box, side by side
+            x = box.x - box.w / 2 + box.w * (i + 1) / (len(bridges) + 1)
+            pos[node] = (x, box.y - 0.12 * box.h)
         wanted: list[tuple[float, str]] = []
         for node in nodes:
             if node in bridges:
                 continue
-            targets = [
-                boxes[ifaces[p].get("ns", HOST)]
-                for p in peers.get(node, [])
-                if ifaces[p].get("ns", HOST) != ns
-            ]
-            if targets:
-                tx = sum(t.x for t in targets) / len(targets)
-                ty = sum(t.y for t in targets) / len(targets)
-            else:  # not cabled to another namespace: the side away from the host
+            far = [boxes[_iface_ns(p, ifaces[p])] for p in peers.get(node, [])]
+            far = [b for b in far if b is not box]
+            if far:
+                tx, ty = sum(b.x for b in far) / len(far), sum(b.y for b in far) / len(far)
+            else:  # no cable to another namespace: the side away from the host
                 tx, ty = box.x, box.y + (1.0 if ns == HOST else -1.0)
-            wanted.append((box.toward(tx, ty), ifaces[node].get("name", node)))
+            wanted.append((box.toward(tx, ty), node))
         if not wanted:
             continue
-        order = sorted(zip(wanted, [n for n in nodes if n not in bridges]))
-        # Cut the perimeter where the interfaces are thinnest: opposite their mean direction.
-        angles = [2 * math.pi * s / box.perimeter for (s, _), _ in order]
-        mean = math.atan2(sum(math.sin(a) for a in angles), sum(math.cos(a) for a in angles))
-        cut = ((mean / (2 * math.pi)) * box.perimeter + box.perimeter / 2) % box.perimeter
-        rel = sorted(
-            (((s - cut) % box.perimeter, name), node) for (s, name), node in order
-        )
-        gap = {"full": 0.55, "medium": 0.3, "compact": 0.12}[density]
-        spread = _spread([s for (s, _), _ in rel], gap, box.perimeter)
-        for s, (_, node) in zip(spread, rel):
-            pos[node] = box.point(s + cut)
+        # Cut the perimeter open opposite the interfaces' mean direction.
+        turns = [2 * math.pi * s / box.perimeter for s, _ in wanted]
+        mean = math.atan2(sum(map(math.sin, turns)), sum(map(math.cos, turns)))
+        cut = (mean / (2 * math.pi) + 0.5) * box.perimeter
+        rel = sorted(((s - cut) % box.perimeter, _natural(node), node) for s, node in wanted)
+        spread = _spread([r[0] for r in rel], gap, box.perimeter)
+        for s, (_, _, node) in zip(spread, rel, strict=True):
+            x, y = box.point(s + cut)
+            pos[node] = (round(x, 6), round(y, 6))
     return boxes, pos
 
 
-def layout(graph: nx.Graph) -> dict[str, tuple[float, float]]:
+def layout(graph: nx.Graph) -> dict[str, Point]:
     """Place every node that :func:`draw` draws, from names alone.
 
     Namespaces get the centre of their box: the host at the top centre,
     ``red`` on the left, ``blue`` on the right, every other namespace in
     rows below (``ns10``, ``ns11``, ... in natural order, then other names
     in natural order). Interfaces get a point on their namespace's box, on
-    the side facing the other end of their veth cable; interfaces without
-    a cable to another namespace sit on the bottom side (the top side in
-    the host). Bridges sit inside their box. Loopback interfaces are left
-    out. The result is deterministic and the graph is not changed.
+    the side facing the other end of their veth cable; interfaces without a
+    cable to another namespace sit on the bottom side (the top side in the
+    host). Bridges sit inside their box. Loopback interfaces are left out.
+    The result is deterministic and the graph is not changed.
 
     Parameters
     ----------
@@ -334,7 +340,7 @@ def layout(graph: nx.Graph) -> dict[str, tuple[float, float]]:
     Returns
     -------
     dict of str to (float, float)
-        Node id to ``(x, y)`` in data units: x from 0 to 16, y from 0 to 10.
+        Node id to ``(x, y)`` in data units (x from 0 to 16, y up to 10).
 
     Examples
     --------
@@ -348,9 +354,9 @@ def layout(graph: nx.Graph) -> dict[str, tuple[float, float]]:
     >>> g.add_edge("if:red/veth-red", "if:blue/veth-blue", kind="veth")
     >>> pos = layout(g)
     >>> pos["ns:red"], pos["ns:blue"]
-    ((2.2, 5.0), (13.8, 5.0))
-    >>> pos["if:red/veth-red"]  # the right side of red's box, facing blue
-    (3.7, 5.0)
+    ((2.3, 3.6), (13.7, 3.6))
+    >>> pos["if:red/veth-red"]  # on the right side of red's box, facing blue
+    (3.9, 3.6)
     """
     return _place(graph)[1]
 
@@ -358,54 +364,420 @@ def layout(graph: nx.Graph) -> dict[str, tuple[float, float]]:
 # -- drawing ---------------------------------------------------------------------
 
 
+class _Painter:
+    """Draws one graph into one Axes."""
+
+    def __init__(
+        self,
+        graph: nx.Graph,
+        pos: dict[str, Point] | None,
+        ax: Axes,
+        show_addresses: bool,
+        show_macs: bool,
+    ) -> None:
+        self.ax = ax
+        self.ifaces = _ifaces(graph)
+        self.veths = _edges(graph, "veth", self.ifaces)
+        self.ports = _edges(graph, "port", self.ifaces)
+        self.show_addresses = show_addresses
+        self.show_macs = show_macs
+        boxes, auto = _place(graph)
+        self.names = list(boxes)
+        self.density = _density(self.names)
+        self.pos = self._merge(boxes, auto, pos or {})
+        self.boxes = {n: b.moved(*self.pos[f"ns:{n}"]) for n, b in boxes.items()}
+        self.ppu = _PPU  # points per data unit, known once the limits are set
+        self.k = 1.0  # how much text and marks shrink in a small Axes
+
+    def _merge(
+        self, boxes: dict[str, _Box], auto: dict[str, Point], given: dict[str, Any]
+    ) -> dict[str, Point]:
+        """Given positions win; the rest of a moved namespace moves with it."""
+        out = {k: (float(v[0]), float(v[1])) for k, v in given.items()}
+        for node, (x, y) in auto.items():
+            if node in out:
+                continue
+            if node.startswith("if:"):
+                ns = _iface_ns(node, self.ifaces.get(node, {}))
+                if f"ns:{ns}" in out and ns in boxes:
+                    gx, gy = out[f"ns:{ns}"]
+                    x, y = x + gx - boxes[ns].x, y + gy - boxes[ns].y
+            out[node] = (x, y)
+        return out
+
+    # -- sizes
+
+    def size(self, full: float, medium: float, compact: float) -> float:
+        return {"full": full, "medium": medium, "compact": compact}[self.density]
+
+    def pt(self, size: float) -> float:
+        """A font or marker size, in points, shrunk with a small Axes."""
+        return size * self.k
+
+    def fit(self, text: str, width: float, fontsize: float, smallest: float) -> tuple[str, float]:
+        """Shrink (not below ``smallest``), then shorten ``text`` to fit ``width`` data units."""
+        fontsize, smallest = self.pt(fontsize), self.pt(smallest)
+        room = width * self.ppu / 0.62  # in font sizes x characters
+        size = min(fontsize, max(smallest, room / max(len(text), 1)))
+        keep = max(2, int(room / size))
+        if len(text) > keep:
+            text = text[: keep - 1] + "\u2026"
+        return text, size
+
+    def set_view(self, title: str | None) -> None:
+        ax = self.ax
+        bottoms = [b.y - b.h / 2 for b in self.boxes.values()] + [p[1] for p in self.pos.values()]
+        tops = [b.y + b.h / 2 for b in self.boxes.values()] + [p[1] for p in self.pos.values()]
+        lefts = [b.x - b.w / 2 for b in self.boxes.values()] + [p[0] for p in self.pos.values()]
+        rights = [b.x + b.w / 2 for b in self.boxes.values()] + [p[0] for p in self.pos.values()]
+        margin = self.size(0.4, 0.3, 0.15)
+        if self.density == "full":  # room for the labels under a box's bottom side
+            for node, d in self.ifaces.items():
+                x, y = self.pos[node]
+                box = self.boxes[_iface_ns(node, d)]
+                if d.get("type") != "bridge" and box.normal(x, y) == (0.0, -1.0):
+                    margin = max(margin, 0.25 + 0.27 * len(self._lines(d)))
+        y0 = min(bottoms) - margin
+        y1 = max([_H, *tops]) + 0.15
+        x0 = min([0.0, *lefts]) - 0.1
+        x1 = max([_W, *rights]) + 0.1
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_axis_off()
+        if title:
+            ax.set_title(title, fontsize=11, color=_INK)
+        fig = _root_figure(ax)
+        bbox = ax.get_position()
+        w_in, h_in = fig.get_figwidth() * bbox.width, fig.get_figheight() * bbox.height
+        self.ppu = 72.0 * min(w_in / (x1 - x0), h_in / (y1 - y0))
+        self.k = min(1.0, max(0.55, self.ppu / _PPU))
+
+    # -- namespaces
+
+    def boxes_and_names(self) -> None:
+        has_bridge = {_iface_ns(n, d) for n, d in self.ifaces.items() if d.get("type") == "bridge"}
+        addrs: dict[str, list[str]] = {}
+        for node, d in sorted(self.ifaces.items(), key=lambda kv: _natural(kv[0])):
+            if d.get("type") != "bridge":
+                addrs.setdefault(_iface_ns(node, d), []).extend(d.get("addrs") or [])
+        for name in self.names:
+            box = self.boxes[name]
+            host = name == HOST
+            face, edge = (_HOST_FACE, _HOST_EDGE) if host else _colours(name)
+            pad = min(box.w, box.h) * 0.1
+            self.ax.add_patch(
+                FancyBboxPatch(
+                    (box.x - box.w / 2 + pad, box.y - box.h / 2 + pad),
+                    box.w - 2 * pad,
+                    box.h - 2 * pad,
+                    gid=f"ns:{name}",
+                    boxstyle=f"round,pad={pad}",
+                    facecolor=face,
+                    edgecolor=edge,
+                    linewidth=1.8 if host else self.size(1.4, 1.1, 0.6),
+                    zorder=1 if host else 3,
+                )
+            )
+            if host:
+                self.ax.text(
+                    box.x - box.w / 2 + 0.2,
+                    box.y + box.h / 2 - 0.15,
+                    "host",
+                    ha="left",
+                    va="top",
+                    fontsize=self.pt(11),
+                    fontweight="bold",
+                    color="#546e7a",
+                    zorder=5,
+                )
+                continue
+            size = 11.0 if name in _FIXED else self.size(11.0, 8.0, 5.5)
+            text, size = self.fit(name, box.w * 0.9, size, self.size(8.0, 6.0, 4.0))
+            below = self.density == "medium" and self.show_addresses and addrs.get(name)
+            y = box.y + (0.22 * box.h if below or name in has_bridge else 0.0)
+            self.ax.text(
+                box.x,
+                y,
+                text,
+                ha="center",
+                va="center",
+                fontsize=size,
+                fontweight="bold",
+                color=edge,
+                zorder=5,
+            )
+            if below:
+                lines = addrs[name][:2]
+                small, size = self.fit(max(lines, key=len), box.w * 0.95, 5.5, 4.0)
+                if small != max(lines, key=len):  # too narrow: the host part only
+                    lines = ["." + a.split("/")[0].rsplit(".", 1)[-1] for a in lines]
+                self.ax.text(
+                    box.x,
+                    box.y - 0.18 * box.h,
+                    "\n".join(lines),
+                    ha="center",
+                    va="center",
+                    fontsize=size,
+                    color=_INK,
+                    zorder=5,
+                    linespacing=1.0,
+                )
+
+    # -- cables
+
+    def cables(self) -> None:
+        for u, v in self.veths:
+            up = _is_up(self.ifaces[u]) and _is_up(self.ifaces[v])
+            style = {
+                "color": _CABLE,
+                "lw": self.size(1.8, 1.2, 0.55),
+                "ls": "-" if up else _DASH,
+                "zorder": 2,
+                "alpha": 1.0 if self.density != "compact" else 0.6,
+            }
+            (x1, y1), (x2, y2) = self.pos[u], self.pos[v]
+            nu, nv = _iface_ns(u, self.ifaces[u]), _iface_ns(v, self.ifaces[v])
+            if nu == nv:  # both ends in one namespace: a loop outside its box
+                self._loop(self.boxes[nu], (x1, y1), (x2, y2), style, f"veth:{u}|{v}")
+                continue
+            self.ax.plot([x1, x2], [y1, y2], solid_capstyle="round", gid=f"veth:{u}|{v}", **style)
+        for u, v in self.ports:
+            port, bridge = (u, v) if self.ifaces[v].get("type") == "bridge" else (v, u)
+            up = _is_up(self.ifaces[port]) and _is_up(self.ifaces[bridge])
+            (x1, y1), (x2, y2) = self.pos[port], self.pos[bridge]
+            self.ax.plot(
+                [x1, x2],
+                [y1, y2],
+                color=_PORT,
+                lw=self.size(1.2, 0.8, 0.35),
+                ls="-" if up else _DASH,
+                zorder=1.5,
+                alpha=1.0 if self.density != "compact" else 0.6,
+                gid=f"port:{port}|{bridge}",
+            )
+
+    def _loop(self, box: _Box, a: Point, b: Point, style: dict[str, Any], gid: str) -> None:
+        nx_, ny_ = box.normal((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+        bulge = 0.35 + 0.5 * math.dist(a, b)
+        mid = ((a[0] + b[0]) / 2 + nx_ * bulge, (a[1] + b[1]) / 2 + ny_ * bulge)
+        path = Path([a, mid, b], [Path.MOVETO, Path.CURVE3, Path.CURVE3])
+        self.ax.add_patch(
+            PathPatch(
+                path,
+                fill=False,
+                edgecolor=style["color"],
+                lw=style["lw"],
+                ls=style["ls"],
+                zorder=style["zorder"],
+                alpha=style["alpha"],
+                gid=gid,
+            )
+        )
+
+    # -- interfaces
+
+    def interfaces(self) -> None:
+        ends: dict[str, list[str]] = {}
+        for u, v in self.veths:
+            ends.setdefault(u, []).append(v)
+            ends.setdefault(v, []).append(u)
+        for node in sorted(self.ifaces, key=_natural):
+            d = self.ifaces[node]
+            if d.get("type") == "bridge":
+                self._bridge(node, d, self.pos[node])
+                continue
+            x, y = self.pos[node]
+            up = _is_up(d)
+            self.ax.plot(
+                x,
+                y,
+                marker="o",
+                ms=self.pt(self.size(6.5, 4.5, 2.4)),
+                mfc=_CABLE if up else "white",
+                mec=_CABLE,
+                mew=self.size(1.2, 0.9, 0.5),
+                ls="",
+                zorder=8,
+                gid=node,
+            )
+            if self.density != "full":
+                continue
+            ns = _iface_ns(node, d)
+            far = ends.get(node, [None])[0]
+            if far is None:
+                self._end_label(self.boxes[ns], (x, y), None, d)
+            elif ns == HOST and _iface_ns(far, self.ifaces[far]) != HOST:
+                self._along_label((x, y), far, d)
+            else:
+                self._end_label(self.boxes[ns], (x, y), self.pos[far], d)
+
+    def _lines(self, d: dict[str, Any]) -> list[str]:
+        lines = [str(d.get("name", ""))]
+        if self.show_addresses:
+            lines += [str(a) for a in d.get("addrs") or []]
+        if self.show_macs and d.get("mac"):
+            lines.append(str(d["mac"]))
+        return lines
+
+    def _anchor(self, box: _Box, p: Point, other: Point | None) -> tuple[str, str, Point]:
+        """Where a horizontal label goes: just outside the box, beside the cable."""
+        nx_, ny_ = box.normal(*p)
+        cx, cy = (other[0] - p[0], other[1] - p[1]) if other else (nx_, ny_)
+        if ny_:  # top or bottom side: above or below, on the far side from the cable
+            va = "bottom" if ny_ > 0 else "top"
+            ha = "right" if cx > 0.05 * abs(cy) else "left"
+            return ha, va, ((-0.12 if ha == "right" else 0.12), 0.1 * ny_)
+        ha = "left" if nx_ > 0 else "right"  # left or right side: above or below the cable
+        va = "top" if cy > 0.05 * abs(cx) else "bottom"
+        return ha, va, (0.14 * nx_, (-0.1 if va == "top" else 0.1))
+
+    def _end_label(self, box: _Box, p: Point, other: Point | None, d: dict[str, Any]) -> None:
+        ha, va, (dx, dy) = self._anchor(box, p, other)
+        self.ax.text(
+            p[0] + dx,
+            p[1] + dy,
+            "\n".join(self._lines(d)),
+            ha=ha,
+            va=va,
+            fontsize=self.pt(7.5),
+            color=_INK,
+            zorder=9,
+            linespacing=1.1,
+        )
+
+    def _along_label(self, p: Point, far: str, d: dict[str, Any]) -> None:
+        """Label a host end along its cable, on the other side from the far end's label."""
+        q = self.pos[far]
+        fd = self.ifaces[far]
+        ha_far, va_far, _ = self._anchor(self.boxes[_iface_ns(far, fd)], q, p)
+        vx, vy = p[0] - q[0], p[1] - q[1]  # from the far end towards this end
+        length = math.hypot(vx, vy) or 1.0
+        ux, uy = -vx / length, -vy / length  # from this end along the cable
+        angle = math.degrees(math.atan2(uy, ux))
+        ha = "left"
+        if abs(angle) > 90:
+            angle += 180 if angle < 0 else -180
+            ha = "right"
+        up = (-math.sin(math.radians(angle)), math.cos(math.radians(angle)))
+        sx = {"left": 1, "right": -1}.get(ha_far, 0)
+        want = (-sx, 0.0) if sx else (0.0, -1.0 if va_far == "bottom" else 1.0)
+        va = "bottom" if up[0] * want[0] + up[1] * want[1] > 0 else "top"
+        step = 0.2
+        self.ax.text(
+            p[0] + ux * step,
+            p[1] + uy * step,
+            "\n".join(self._lines(d)),
+            ha=ha,
+            va=va,
+            rotation=angle,
+            rotation_mode="anchor",
+            fontsize=self.pt(7.0),
+            color=_INK,
+            zorder=9,
+            linespacing=1.1,
+        )
+
+    def _bridge(self, node: str, d: dict[str, Any], p: Point) -> None:
+        x, y = p
+        up = _is_up(d)
+        bw, bh = self.size(1.7, 1.5, 1.3), self.size(0.5, 0.45, 0.4)
+        self.ax.add_patch(
+            FancyBboxPatch(
+                (x - bw / 2, y - bh / 2),
+                bw,
+                bh,
+                boxstyle="round,pad=0.05",
+                facecolor=_BRIDGE_FACE if up else "white",
+                edgecolor=_BRIDGE_FACE,
+                linewidth=1.3,
+                linestyle="-" if up else "--",
+                zorder=6,
+                gid=node,
+            )
+        )
+        lights = [x - bw / 2 + bw * (i + 1) / 7 for i in range(6)]
+        self.ax.plot(
+            lights,
+            [y - bh / 2 + 0.1] * 6,
+            ls="",
+            marker="s",
+            ms=1.6,
+            color=_BRIDGE_LIGHT if up else _BRIDGE_FACE,
+            zorder=7,
+        )
+        text, size = self.fit(str(d.get("name", "")), bw * 0.95, 8.0, 5.0)
+        self.ax.text(
+            x,
+            y + 0.06,
+            text,
+            ha="center",
+            va="center",
+            fontsize=size,
+            fontweight="bold",
+            color="white" if up else _BRIDGE_FACE,
+            zorder=7,
+        )
+        lines = self._lines(d)[1:]
+        if lines:
+            self.ax.text(
+                x,
+                y - bh / 2 - 0.1,
+                "\n".join(lines),
+                ha="center",
+                va="top",
+                fontsize=self.pt(7.5),
+                color=_INK,
+                zorder=7,
+                linespacing=1.1,
+                bbox={"boxstyle": "round,pad=0.15", "fc": _HOST_FACE, "ec": "none", "alpha": 0.85},
+            )
+
+    def legend(self) -> None:
+        mark = {"ls": "", "marker": "o", "ms": self.pt(5.5), "mec": _CABLE, "mew": 1.0}
+        handles = [
+            Line2D([], [], color=_CABLE, lw=1.6, label="cable, both ends up"),
+            Line2D([], [], color=_CABLE, lw=1.6, ls=_DASH, label="cable, an end down"),
+            Line2D([], [], color=_PORT, lw=1.1, label="bridge port"),
+            Line2D([], [], mfc=_CABLE, label="interface up", **mark),
+            Line2D([], [], mfc="white", label="interface down", **mark),
+            Line2D([], [], ls="", marker="s", ms=self.pt(7), color=_BRIDGE_FACE, label="bridge"),
+        ]
+        self.ax.legend(
+            handles=handles,
+            loc="upper left",
+            fontsize=self.pt(6.5),
+            frameon=True,
+            framealpha=0.9,
+            edgecolor="#cfd8dc",
+            borderpad=0.6,
+            handlelength=2.4,
+            labelspacing=0.45,
+        )
+
+
+def _root_figure(ax: Axes) -> Figure:
+    """The top-level Figure holding ``ax`` (also through subfigures)."""
+    fig: Any = ax.figure
+    while not isinstance(fig, Figure):
+        fig = fig.figure
+    return fig
+
+
 def _colours(name: str) -> tuple[str, str]:
-    """Face and edge colour of a lab namespace's box; a colour name tints it."""
-    if name.lower() in mcolors.CSS4_COLORS:
-        rgb = mcolors.to_rgb(name.lower())
-        face = tuple(1 - 0.22 * (1 - c) for c in rgb)
-        edge = tuple(0.75 * c for c in rgb)
+    """Face and edge colour of a lab namespace's box; a colour's name tints it."""
+    key = name.lower()
+    if key in mcolors.CSS4_COLORS and key not in {"white", "snow", "ivory"}:
+        r, g, b = mcolors.to_rgb(key)
+        face = (1 - 0.25 * (1 - r), 1 - 0.25 * (1 - g), 1 - 0.25 * (1 - b))
+        edge = (0.8 * r, 0.8 * g, 0.8 * b)
         return mcolors.to_hex(face), mcolors.to_hex(edge)
     return _OTHER_FACE, _OTHER_EDGE
 
 
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def _label(d: dict[str, Any], show_addresses: bool, show_macs: bool, density: str) -> str:
-    lines = [str(d.get("name", ""))]
-    if show_addresses:
-        lines += [str(a) for a in d.get("addrs") or []]
-    if show_macs and d.get("mac"):
-        lines.append(str(d["mac"]))
-    return "\n".join(lines)
-
-
-def _legend(ax: Axes, fontsize: float) -> None:
-    handles = [
-        Line2D([], [], color=_CABLE, lw=1.6, label="cable: both ends up"),
-        Line2D([], [], color=_CABLE, lw=1.6, ls=(0, (3, 2)), label="cable: an end is down"),
-        Line2D([], [], ls="", marker="o", ms=5, color=_CABLE, label="interface up"),
-        Line2D(
-            [], [], ls="", marker="o", ms=5, mfc="white", mec=_CABLE, label="interface down"
-        ),
-        Line2D([], [], ls="", marker="s", ms=7, color=_BRIDGE_FACE, label="bridge (switch)"),
-    ]
-    ax.legend(
-        handles=handles,
-        loc="upper left",
-        fontsize=fontsize,
-        frameon=True,
-        framealpha=0.9,
-        edgecolor="#cfd8dc",
-        borderpad=0.5,
-        handlelength=2.2,
-    )
-
-
 def draw(
     graph: nx.Graph,
-    pos: dict[str, tuple[float, float]] | None = None,
+    pos: dict[str, Point] | None = None,
     ax: Axes | None = None,
     *,
     show_addresses: bool = True,
@@ -417,27 +789,30 @@ def draw(
     Namespaces are rounded boxes (the host a larger grey one), bridges are
     switch shapes inside their box, veth cables are lines between two
     interface points (solid when both ends are up, dashed otherwise) and
-    bridge ports are thin lines to their bridge. Interface names and IPv4
-    addresses label the cable ends; with more than
-    :data:`COMPACT_ABOVE` namespaces only the namespace names are written.
-    Loopback interfaces are left out. The figure is made without pyplot, so
-    nothing pops up and notebooks stay reproducible.
+    bridge ports are thinner lines to their bridge. Interface names and
+    IPv4 addresses label the cable ends; with more than
+    :data:`MEDIUM_ABOVE` lab namespaces the boxes show their addresses
+    instead, and with more than :data:`COMPACT_ABOVE` only their names.
+    Loopback interfaces are left out. The figure is made without pyplot:
+    nothing pops up, and a new figure always has the same size and a
+    single Axes.
 
     Parameters
     ----------
     graph : networkx.Graph
         A graph from :func:`labkit.observe.to_graph`.
     pos : dict, optional
-        Node positions; nodes it lacks are placed by :func:`layout`.
+        Positions to use instead of :func:`layout`'s; a namespace moved
+        here takes its interfaces along unless they are given too.
     ax : matplotlib.axes.Axes, optional
-        Draw into this Axes (it is cleared of nothing; limits are set);
-        default: a new :data:`FIGSIZE` figure with one Axes.
+        Draw into this Axes (its limits, aspect and legend are set). By
+        default a new :data:`FIGSIZE` figure with one Axes is made.
     show_addresses : bool, default True
-        Write the IPv4 addresses under the interface names.
+        Write the IPv4 addresses.
     show_macs : bool, default False
-        Write the MAC addresses too.
+        Write the MAC addresses too (at cable ends, when labelled).
     title : str, optional
-        Title above the drawing.
+        A title above the drawing.
 
     Returns
     -------
@@ -450,228 +825,37 @@ def draw(
     >>> from labkit.draw import draw
     >>> g = nx.Graph()
     >>> g.add_node("ns:red", kind="netns", name="red")
-    >>> g.add_node("if:red/dummy0", kind="iface", ns="red", name="dummy0", type="other",
+    >>> g.add_node("if:red/eth0", kind="iface", ns="red", name="eth0", type="other",
     ...            up=False, oper="DOWN", addrs=["10.0.0.1/24"], master=None)
-    >>> g.add_edge("ns:red", "if:red/dummy0", kind="in")
-    >>> fig = draw(g, title="a dummy in red")
+    >>> g.add_edge("ns:red", "if:red/eth0", kind="in")
+    >>> fig = draw(g, title="an interface in red")
     >>> fig
     <Figure size 800x500 with 1 Axes>
-    >>> "10.0.0.1/24" in [t.get_text().split("\\n")[-1] for t in fig.axes[0].texts]
+    >>> any("10.0.0.1/24" in t.get_text() for t in fig.axes[0].texts)
     True
     """
-    boxes, auto = _place(graph)
-    where = dict(auto)
-    if pos:
-        where.update({k: (float(v[0]), float(v[1])) for k, v in pos.items()})
     if ax is None:
         fig = Figure(figsize=FIGSIZE)
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.99)
-    else:
-        fig = ax.get_figure()  # type: ignore[assignment]
-    names = list(boxes)
-    density = _density(names)
-    ifaces = _ifaces(graph)
-    big = density == "full"
-    compact = density == "compact"
-    name_size = {"full": 11.0, "medium": 7.5, "compact": 5.0}[density]
-    label_size = {"full": 7.0, "medium": 5.5, "compact": 0.0}[density]
-
-    ax.set_xlim(0, _W)
-    ax.set_ylim(0, _H)
-    ax.set_aspect("equal", adjustable="box")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=11)
-
-    # Boxes (zorder 1-2), cables behind the lab boxes' faces but above the host's.
-    for name in names:
-        box = boxes[name]
-        cx, cy = where.get(f"ns:{name}", (box.x, box.y))
-        if name == HOST:
-            face, edge, lw, z = _HOST_FACE, _HOST_EDGE, 1.6, 1
-        else:
-            (face, edge), lw, z = _colours(name), (1.3 if not compact else 0.7), 3
-        pad = min(box.w, box.h) * 0.08
-        ax.add_patch(
-            FancyBboxPatch(
-                (cx - box.w / 2 + pad, cy - box.h / 2 + pad),
-                box.w - 2 * pad,
-                box.h - 2 * pad,
-                boxstyle=f"round,pad={pad}",
-                facecolor=face,
-                edgecolor=edge,
-                linewidth=lw,
-                zorder=z,
-            )
-        )
-        has_bridge = any(
-            d.get("ns") == name and d.get("type") == "bridge" for d in ifaces.values()
-        )
-        if name == HOST:
-            ax.text(
-                cx - box.w / 2 + 0.2,
-                cy + box.h / 2 - 0.15,
-                "host",
-                ha="left",
-                va="top",
-                fontsize=name_size if not compact else 9.0,
-                fontweight="bold",
-                color="#455a64",
-                zorder=5,
-            )
-        else:
-            text = _short(name, 7 if compact else 12)
-            ty = cy + box.h * 0.22 if has_bridge else cy
-            ax.text(
-                cx,
-                ty,
-                text,
-                ha="center",
-                va="center",
-                fontsize=name_size,
-                fontweight="bold",
-                color=edge,
-                zorder=5,
-                clip_on=True,
-            )
-
-    # Cables and ports.
-    for kind in ("veth", "port"):
-        for u, v in _edges(graph, kind, ifaces):
-            if u not in where or v not in where:
-                continue
-            up = _is_up(ifaces[u]) and _is_up(ifaces[v])
-            (x1, y1), (x2, y2) = where[u], where[v]
-            if kind == "veth":
-                lw = 1.6 if not compact else 0.6
-                colour, z = _CABLE, 2
-            else:
-                lw = 1.1 if not compact else 0.4
-                colour, z = _PORT, 1.5
-            ax.plot(
-                [x1, x2],
-                [y1, y2],
-                color=colour,
-                lw=lw,
-                ls="-" if up else (0, (3, 2)),
-                solid_capstyle="round",
-                zorder=z,
-                alpha=1.0 if not compact else 0.55,
-            )
-
-    # Interfaces.
-    ms = {"full": 6.0, "medium": 4.5, "compact": 2.2}[density]
-    for node in sorted(ifaces, key=_natural):
-        d = ifaces[node]
-        if node not in where:
-            continue
-        x, y = where[node]
-        up = _is_up(d)
-        ns = d.get("ns", HOST)
-        if d.get("type") == "bridge":
-            bw, bh = (1.5, 0.42) if not compact else (1.1, 0.32)
-            ax.add_patch(
-                FancyBboxPatch(
-                    (x - bw / 2, y - bh / 2),
-                    bw,
-                    bh,
-                    boxstyle="round,pad=0.04",
-                    facecolor=_BRIDGE_FACE if up else "white",
-                    edgecolor=_BRIDGE_FACE,
-                    linewidth=1.2,
-                    linestyle="-" if up else "--",
-                    zorder=6,
-                )
-            )
-            for i in range(4):  # the switch's port lights
-                ax.plot(
-                    x - bw / 2 + bw * (i + 1) / 5,
-                    y - bh / 2 + 0.09,
-                    marker="s",
-                    ms=1.8,
-                    color="#80cbc4" if up else _BRIDGE_FACE,
-                    zorder=7,
-                )
-            ax.text(
-                x,
-                y + 0.05,
-                _short(str(d.get("name", "")), 10),
-                ha="center",
-                va="center",
-                fontsize=7.5 if not compact else 6.0,
-                fontweight="bold",
-                color="white" if up else _BRIDGE_FACE,
-                zorder=7,
-            )
-            extra = []
-            if show_addresses:
-                extra += list(d.get("addrs") or [])
-            if show_macs and d.get("mac"):
-                extra.append(str(d["mac"]))
-            if extra:
-                ax.text(
-                    x,
-                    y - bh / 2 - 0.08,
-                    "\n".join(extra),
-                    ha="center",
-                    va="top",
-                    fontsize=7.0 if not compact else 6.0,
-                    color="#263238",
-                    zorder=7,
-                )
-            continue
-        ax.plot(
-            x,
-            y,
-            marker="o",
-            ms=ms,
-            mfc=_CABLE if up else "white",
-            mec=_CABLE,
-            mew=1.0 if not compact else 0.5,
-            ls="",
-            zorder=8,
-        )
-        if compact or label_size <= 0:
-            continue
-        box = boxes.get(ns)
-        if box is None:
-            continue
-        bx, by = where.get(f"ns:{ns}", (box.x, box.y))
-        shifted = _Box(ns, bx, by, box.w, box.h)
-        nx_, ny_ = shifted.normal(x, y)
-        text = _label(d, show_addresses, show_macs, density)
-        off = 0.12
-        ha = "left" if nx_ > 0.1 else "right" if nx_ < -0.1 else "center"
-        va = "bottom" if ny_ > 0.1 else "top" if ny_ < -0.1 else "center"
-        ax.text(
-            x + off * nx_,
-            y + off * ny_,
-            text,
-            ha=ha,
-            va=va,
-            fontsize=label_size,
-            color="#263238",
-            zorder=9,
-            linespacing=1.05,
-            bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.75}
-            if big
-            else None,
-        )
-
-    _legend(ax, 6.5 if not compact else 5.5)
-    return fig  # type: ignore[return-value]
+    painter = _Painter(graph, pos, ax, show_addresses, show_macs)
+    painter.set_view(title)
+    painter.boxes_and_names()
+    painter.cables()
+    painter.interfaces()
+    painter.legend()
+    return _root_figure(ax)
 
 
 def save(graph: nx.Graph, path: str | PathLike[str]) -> None:
-    """Draw ``graph`` with :func:`draw` and write it as a PNG file.
+    """Draw ``graph`` with :func:`draw` and write it to ``path`` as a PNG.
 
     Parameters
     ----------
     graph : networkx.Graph
         A graph from :func:`labkit.observe.to_graph`.
     path : str or os.PathLike
-        Where to write the PNG.
+        The file to write (150 dpi: 1200 x 750 pixels).
 
     Examples
     --------

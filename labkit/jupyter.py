@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -36,20 +37,19 @@ from labkit.errors import SandboxError
 
 KERNEL_NAME = "labkit"
 DISPLAY_NAME = "labkit (sandboxed Python 3)"
-REFUSE_DIR = "/tmp/labkit-nosandbox-bin"
 _REFUSED = ("sudo", "ip", "iptables", "nft", "ping", "arp", "route")
 
 
 def _refuse_tools(reason: str) -> None:
     """Put stand-ins for the network tools first on PATH that explain why not."""
-    os.makedirs(REFUSE_DIR, exist_ok=True)
-    message = reason.replace("'", "'\\''")
+    bin_dir = tempfile.mkdtemp(prefix="labkit-nosandbox-")
+    message = shlex.quote(f"not run: this kernel has no sandbox. {reason}")
     for tool in _REFUSED:
-        path = os.path.join(REFUSE_DIR, tool)
+        path = os.path.join(bin_dir, tool)
         with open(path, "w") as f:
-            f.write(f"#!/bin/sh\necho '{tool}: not run, this kernel has no sandbox. {message}' >&2\nexit 1\n")
+            f.write(f"#!/bin/sh\necho {tool}: {message} >&2\nexit 1\n")
         os.chmod(path, 0o755)
-    os.environ["PATH"] = REFUSE_DIR + ":" + os.environ.get("PATH", "")
+    os.environ["PATH"] = bin_dir + ":" + os.environ.get("PATH", "")
 
 
 def launch(argv: list[str] | None = None) -> None:

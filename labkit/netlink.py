@@ -223,7 +223,9 @@ class Netlink:
         return {
             "links": list(ipr.link("dump")),
             "addrs": list(ipr.addr("dump", family=_AF_INET)),
-            "routes": [r for r in ipr.route("dump", family=_AF_INET) if r.get("table") == _MAIN_TABLE],
+            "routes": [
+                r for r in ipr.route("dump", family=_AF_INET) if r.get("table") == _MAIN_TABLE
+            ],
             "neigh": list(ipr.neigh("dump", family=_AF_INET)),
         }
 

@@ -24,6 +24,7 @@ from labkit.errors import ConflictError, KernelError
 from labkit.model import HOST, Iface, IfKey, Route, State
 from labkit.stages import Ownership
 
+
 @dataclass(frozen=True)
 class Op:
     """One change to the kernel and the shell commands it equals.
@@ -38,8 +39,10 @@ class Op:
     args: tuple[Any, ...]
     commands: tuple[str, ...]
 
+
 def _ip(ns: str) -> str:
     return "ip" if ns == HOST else f"ip -n {ns}"
+
 
 def _op(kind: str, *args: Any) -> Op:
     if kind == "netns_add":
@@ -71,6 +74,7 @@ def _op(kind: str, *args: Any) -> Op:
         raise ValueError(kind)
     return Op(kind, tuple(args), tuple(cmds))
 
+
 def conflicts(observed: State, want: State, own: Ownership) -> list[str]:
     """What, made by hand, blocks ``want``: one sentence per problem.
 
@@ -82,9 +86,7 @@ def conflicts(observed: State, want: State, own: Ownership) -> list[str]:
     >>> conflicts(obs, desired("veth"), owned(2))[0].split(":")[0]
     'address 192.168.15.2 is on dummy0 in namespace red, which labkit did not make'
     """
-    needed = {
-        cidr.split("/")[0]: iface for iface in want.ifaces.values() for cidr in iface.addrs
-    }
+    needed = {cidr.split("/")[0]: iface for iface in want.ifaces.values() for cidr in iface.addrs}
     problems = []
     for key, iface in sorted(observed.ifaces.items()):
         if key in own.ifaces:
@@ -102,6 +104,7 @@ def conflicts(observed: State, want: State, own: Ownership) -> list[str]:
                 )
     return problems
 
+
 def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route]) -> list[Op]:
     """The ops that take ``observed`` to ``want``, touching only what is owned.
 
@@ -112,14 +115,16 @@ def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route])
     >>> from labkit.stages import desired, owned
     >>> ops = diff(State(), desired("netns"), owned(2), set())
     >>> [c for op in ops for c in op.commands]
-    ['ip netns add red', 'ip netns add blue']
+    ['ip netns add blue', 'ip netns add red']
     """
     problems = conflicts(observed, want, own)
     if problems:
         raise ConflictError(" ".join(problems))
     ops: list[Op] = []
     cur: dict[IfKey, Iface] = {k: v for k, v in observed.ifaces.items() if k in own.ifaces}
-    alive = (observed.namespaces | {HOST}) - (observed.namespaces & own.namespaces - want.namespaces)
+    alive = (observed.namespaces | {HOST}) - (
+        observed.namespaces & own.namespaces - want.namespaces
+    )
 
     def forget(key: IfKey) -> None:
         iface = cur.pop(key, None) or observed.ifaces.get(key)
@@ -181,7 +186,9 @@ def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route])
         ops.append(_op("route_add", route))
     return ops
 
+
 _GONE = {errno.ENOENT, errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL}
+
 
 def _apply(nl: netlink.Netlink, op: Op) -> None:
     kind, args = op.kind, op.args
@@ -211,7 +218,6 @@ def _apply(nl: netlink.Netlink, op: Op) -> None:
             ipr.link("add", ifname=name, kind="veth", peer=spec)
         finally:
             if fd is not None:
-
                 os.close(fd)
     elif kind == "link_del":
         ipr.link("del", index=nl.index(ns, name))
@@ -223,6 +229,7 @@ def _apply(nl: netlink.Netlink, op: Op) -> None:
         ipr.addr(kind[5:], index=nl.index(ns, name), address=ip, prefixlen=int(plen))
     elif kind == "link_up":
         ipr.link("set", index=nl.index(ns, name), state="up" if args[2] else "down")
+
 
 def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:
     for op in ops:
@@ -239,6 +246,7 @@ def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:
             if op.kind in ("link_del", "link_up") and "no interface" in str(err):
                 continue
             raise
+
 
 def run(ops: list[Op]) -> None:
     """Carry out ``ops`` in order, on the netlink thread.

@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
+import shlex
 import signal
 import socket
 import struct
@@ -44,6 +45,7 @@ NETNS_DIR = "/run/netns"
 BIN_DIR = "/run/labkit/bin"
 
 _T = TypeVar("_T")
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 
 _SUDO_SHIM = """#!/bin/sh
 # labkit sandbox: you are root here already, so sudo only drops its options.
@@ -164,7 +166,7 @@ def _private_run() -> None:
     """Cover /run with a tmpfs, keep what was there, add /run/netns."""
     kept: list[tuple[str, str, Any]] = []
     for entry in os.scandir("/run"):
-        if entry.name == "netns":
+        if entry.name in ("netns", "labkit"):
             continue
         try:
             if entry.is_symlink():
@@ -195,8 +197,17 @@ def _private_run() -> None:
     _libc.mount("tmpfs", NETNS_DIR, "tmpfs", 0, "mode=0755")
     _libc.mount(None, NETNS_DIR, None, _libc.MS_SHARED)
     os.makedirs(BIN_DIR)
-    _write(os.path.join(BIN_DIR, "sudo"), _SUDO_SHIM)
-    os.chmod(os.path.join(BIN_DIR, "sudo"), 0o755)
+    # The labkit that started the sandbox, under its usual name, for
+    # `labkit up veth` in a shell or a notebook's `!` cell.
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    labkit_cmd = (
+        "#!/bin/sh\n"
+        f"PYTHONPATH={shlex.quote(here)}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f'exec {shlex.quote(sys.executable)} -m labkit "$@"\n'
+    )
+    for name, text in (("sudo", _SUDO_SHIM), ("labkit", labkit_cmd)):
+        _write(os.path.join(BIN_DIR, name), text)
+        os.chmod(os.path.join(BIN_DIR, name), 0o755)
 
 
 def _exit_like(status: int) -> None:
@@ -298,6 +309,12 @@ def enter_private() -> None:
             f"A labkit sandbox cannot start here: running as {who}, {err}. {HOW_TO_FIX}"
         ) from None
     _supervise()
+    try:
+        # A /proc of the new PID namespace: ps, pgrep and kill see and
+        # name the sandbox's processes only.
+        _libc.mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    except OSError:
+        pass  # keep the machine's /proc; everything still works
 
 
 def _set_up(ifname: str) -> None:
@@ -379,8 +396,13 @@ def run_in_sandbox(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
             outcome = ("err", err, traceback.format_exc())
         try:
             data = pickle.dumps(outcome)
-        except Exception as err:  # noqa: BLE001
-            data = pickle.dumps(("err", RuntimeError(f"unpicklable result: {err}"), ""))
+        except Exception:  # noqa: BLE001 - say what we can
+            if outcome[0] == "err":
+                kind = AssertionError if isinstance(outcome[1], AssertionError) else RuntimeError
+                stand_in = kind(f"{type(outcome[1]).__name__}: {outcome[1]}")
+                data = pickle.dumps(("err", stand_in, outcome[2]))
+            else:
+                data = pickle.dumps(("err", RuntimeError("the result cannot be pickled"), ""))
         with os.fdopen(w, "wb") as f:
             f.write(data)
         sys.stdout.flush()

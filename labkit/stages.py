@@ -117,8 +117,7 @@ def check_count(count: int) -> None:
         raise ConfigError(f"a lab has at least 2 namespaces (red and blue), not {count}")
     if count > MAX_NAMESPACES:
         raise ConfigError(
-            f"{count} namespaces do not fit in {SUBNET}.0/{PREFIX}: "
-            f"use at most {MAX_NAMESPACES}"
+            f"{count} namespaces do not fit in {SUBNET}.0/{PREFIX}: use at most {MAX_NAMESPACES}"
         )
 
 
@@ -150,7 +149,9 @@ def stages(count: int = 2) -> tuple[Stage, ...]:
     cidr = f"/{PREFIX}"
 
     def stage(name: str, title: str, *steps: tuple[str, str, list[str], str]) -> Stage:
-        return Stage(name, title, tuple(Step(name, n, t, tuple(c), note) for n, t, c, note in steps))
+        return Stage(
+            name, title, tuple(Step(name, n, t, tuple(c), note) for n, t, c, note in steps)
+        )
 
     return (
         stage(

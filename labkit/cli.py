@@ -1,0 +1,521 @@
+"""The ``labkit`` command line.
+
+``labkit shell`` and ``labkit run -- CMD`` start a fresh sandbox (see
+:mod:`labkit.sandbox`); inside it, ``labkit up STAGE``, ``down``, ``reset``,
+``status``, ``graph`` and ``ping`` build and inspect the course's
+topology. ``plan``, ``stages`` and ``doctor`` work anywhere: they change
+nothing.
+
+Every error labkit raises on purpose ends as one line,
+``labkit: error: MESSAGE``, and exit status 1; usage errors exit 2 and
+Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+
+import networkx as nx
+
+import labkit
+from labkit import sandbox, stages
+from labkit.errors import LabkitError, SandboxError
+from labkit.model import HOST
+
+PROG = "labkit"
+SHELL_PS1 = r"(labkit) \w# "
+
+_Handler = Callable[[argparse.Namespace], int]
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _say(args: argparse.Namespace, text: str = "", *, err: bool = False) -> None:
+    """Print unless --quiet."""
+    if not args.quiet:
+        print(text, file=sys.stderr if err else sys.stdout)
+
+
+def _require_inside(command: str, example: str) -> None:
+    if not sandbox.inside():
+        raise SandboxError(
+            f"`labkit {command}` works only inside a labkit sandbox, and this is not one: "
+            f"start one with `labkit shell`, or run `labkit run -- labkit {example}`"
+        )
+
+
+def _enter() -> None:
+    """Enter a fresh sandbox (returns in a new process, see sandbox.enter)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sandbox.enter()
+
+
+def _exec(argv: list[str]) -> int:
+    """Replace this process with ``argv``; on failure say why like a shell does."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        print(f"{PROG}: error: {argv[0]}: command not found", file=sys.stderr)
+        return 127
+    except OSError as err:
+        print(f"{PROG}: error: {argv[0]}: {err.strerror}", file=sys.stderr)
+        return 126
+    return 0  # pragma: no cover - execvp does not return
+
+
+def _print_commands(args: argparse.Namespace, commands: list[str], nothing: str) -> None:
+    if not commands:
+        _say(args, nothing)
+    for command in commands:
+        _say(args, f"+ {command}")
+
+
+def _lab(args: argparse.Namespace) -> labkit.Lab:
+    return labkit.Lab(namespaces=getattr(args, "namespaces", None))
+
+
+# -- subcommands --------------------------------------------------------------
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    _enter()
+    _say(
+        args,
+        "labkit: this shell runs in a sandbox, a private host with its own network: "
+        "`ip netns`, `sudo ip ...`, `labkit up STAGE` and the like work here and change "
+        "nothing outside; `exit` ends it and everything in it.",
+        err=True,
+    )
+    shell = os.environ.get("SHELL") or "/bin/bash"
+    if not shutil.which(shell):
+        shell = "/bin/bash" if shutil.which("/bin/bash") else "/bin/sh"
+    bash = os.path.basename(shell) == "bash"
+    os.environ["PS1"] = SHELL_PS1 if bash else "(labkit) # "
+    argv = [shell, "--norc", "-i"] if bash else [shell, "-i"]
+    return _exec(argv)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    _enter()
+    return _exec(args.cmd)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from labkit import doctor
+
+    findings = doctor.check()
+    if args.quiet:
+        findings = [f for f in findings if not f.ok]
+    if findings:
+        print(doctor.report(findings))
+    return 0 if doctor.can_run(findings) else 1
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    if args.stage != "reset":
+        stages.find(args.stage, lab.count)  # a bad name is an error outside too
+    _require_inside("up", f"up {args.stage}")
+    commands = lab.goto(args.stage)
+    _print_commands(args, commands, f"already at {args.stage}")
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    _require_inside("down", "down")
+    lab = _lab(args)
+    commands = lab.down()
+    _print_commands(args, commands, "nothing to undo: the lab is empty")
+    return 0
+
+
+def _cmd_reset(args: argparse.Namespace) -> int:
+    _require_inside("reset", "reset")
+    commands = _lab(args).reset()
+    _print_commands(args, commands, "nothing to reset: the lab is empty")
+    return 0
+
+
+def _ns_order(name: str) -> tuple[int, int, str]:
+    fixed = {HOST: 0, "red": 1, "blue": 2}
+    if name in fixed:
+        return (fixed[name], 0, name)
+    m = stages.EXTRA_RE.fullmatch(name)
+    return (3, int(m.group(1)), name) if m else (4, 0, name)
+
+
+def _if_state(d: dict[str, object]) -> str:
+    if not d.get("up"):
+        return "down"
+    return "up" if d.get("oper") in ("UP", "UNKNOWN") else "up, no carrier"
+
+
+def status_lines(graph: nx.Graph, stage: str | None) -> list[str]:
+    """The text of ``labkit status``: the stage, then each namespace's interfaces.
+
+    Parameters
+    ----------
+    graph
+        A graph from :func:`labkit.observe.to_graph`.
+    stage
+        What :meth:`labkit.Lab.stage` says (``None``: matches no step).
+
+    Examples
+    --------
+    >>> from labkit.observe import Snapshot, to_graph
+    >>> links = {"host": [{"index": 1, "name": "lo", "kind": "loopback", "peer_index": None,
+    ...                    "peer_nsid": None, "master": None, "up": True, "oper": "UNKNOWN",
+    ...                    "mac": ""}]}
+    >>> g = to_graph(Snapshot(links=links, addrs={"host": [{"index": 1, "cidr": "127.0.0.1/8"}]}))
+    >>> print("\\n".join(status_lines(g, "reset")))
+    stage: reset (nothing built yet)
+    host (the sandbox itself)
+      lo  loopback  up  127.0.0.1/8
+    """
+    if stage is None:
+        head = "stage: none (this matches no step: changed by hand?)"
+    elif stage == "reset":
+        head = "stage: reset (nothing built yet)"
+    else:
+        head = f"stage: {stage}"
+    lines = [head]
+    names = [d["name"] for _, d in graph.nodes(data=True) if d.get("kind") == "netns"]
+    for ns in sorted(names, key=_ns_order):
+        lines.append(f"{ns} (the sandbox itself)" if ns == HOST else ns)
+        rows = []
+        ifaces = [
+            (node, d)
+            for node, d in graph.nodes(data=True)
+            if d.get("kind") == "iface" and d.get("ns") == ns
+        ]
+        ifaces.sort(key=lambda item: (item[1]["type"] != "loopback", item[1]["name"]))
+        for node, d in ifaces:
+            extra = []
+            if d.get("master"):
+                extra.append(f"port of {d['master']}")
+            for other in graph.neighbors(node):
+                if graph.edges[node, other].get("kind") == "veth":
+                    o = graph.nodes[other]
+                    extra.append(f"cable to {o['ns']}/{o['name']}")
+            rows.append(
+                [
+                    d["name"],
+                    d["type"],
+                    _if_state(d),
+                    " ".join(d.get("addrs") or []) or "-",
+                    ", ".join(extra),
+                ]
+            )
+        if not rows:
+            lines.append("  (no interfaces)")
+            continue
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            cells = [r[i].ljust(widths[i]) for i in range(4)] + [r[4]]
+            lines.append(("  " + "  ".join(cells)).rstrip())
+    return lines
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    _require_inside("status", "status")
+    lab = _lab(args)
+    stage = lab.stage()
+    print("\n".join(status_lines(lab.observe(), stage)))
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    print(_lab(args).plan(args.stage))
+    return 0
+
+
+def _cmd_stages(args: argparse.Namespace) -> int:
+    count = args.namespaces or 2
+    all_stages = stages.stages(count)
+    steps = [s for st in all_stages for s in st.steps if s.commands]
+    width = max(len(s.id) for s in steps) + 2
+    for st in all_stages:
+        print(f"{st.name:<{width}}{st.title}")
+        for s in st.steps:
+            if s.commands:
+                print(f"  {s.id:<{width}}{s.title}")
+    return 0
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    _require_inside("graph", f"graph -o {args.output}")
+    try:
+        from labkit import draw
+    except ImportError as err:
+        raise LabkitError(f"drawing needs labkit.draw and matplotlib: {err}") from None
+    graph = _lab(args).observe()
+    try:
+        draw.save(graph, args.output)
+    except OSError as err:
+        raise LabkitError(f"cannot write {args.output}: {err.strerror or err}") from None
+    _say(args, f"wrote {args.output}")
+    return 0
+
+
+def _cmd_ping(args: argparse.Namespace) -> int:
+    _require_inside("ping", f"ping {args.src} {args.dst}")
+    result = _lab(args).ping(args.src, args.dst, count=args.count, timeout=args.timeout)
+    _say(args, str(result))
+    return 0 if result.ok else 1
+
+
+# -- the parser -----------------------------------------------------------------
+
+
+def _quiet_parent() -> argparse.ArgumentParser:
+    """-q/--quiet, also accepted after the subcommand."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print only results and errors",
+    )
+    return parent
+
+
+def _namespaces_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-n",
+        "--namespaces",
+        type=int,
+        metavar="N",
+        default=None,
+        help="how many namespaces join the bridge (at least 2: red, blue, then ns10, "
+        "ns11, ...); default: what the sandbox has, or 2",
+    )
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``labkit`` command, with every subcommand.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["up", "bridge:fix", "-n", "3"])
+    >>> args.command, args.stage, args.namespaces
+    ('up', 'bridge:fix', 3)
+    """
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="labkit: learn Linux network namespaces by building them, for real, "
+        "in a sandbox that never touches this machine's network.",
+        epilog=_examples(
+            "labkit doctor            # can labkit run here?",
+            "labkit shell             # a shell in a fresh sandbox",
+            "labkit up veth           # (in the sandbox) build a stage",
+            "labkit run -- sh -c 'labkit up bridge && labkit ping red 192.168.15.2'",
+        )
+        + "\n\nRun `labkit COMMAND --help` for the details of a command.",
+        formatter_class=fmt,
+    )
+    parser.add_argument("--version", action="version", version=f"labkit {labkit.__version__}")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=False, help="print only results and errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    quiet = [_quiet_parent()]
+
+    def add(
+        name: str, handler: _Handler, help_: str, description: str, epilog: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_,
+            description=description,
+            epilog=epilog,
+            formatter_class=fmt,
+            parents=quiet,
+        )
+        p.set_defaults(handler=handler, parser=p)
+        return p
+
+    add(
+        "shell",
+        _cmd_shell,
+        "an interactive shell in a fresh sandbox",
+        "Start an interactive shell ($SHELL, or bash) in a fresh sandbox: a private host "
+        "with its own network, where `ip netns`, `sudo ip ...` and `labkit up STAGE` work "
+        "and change nothing outside. `exit` ends the sandbox and everything in it.",
+        _examples("labkit shell", "(labkit) # labkit up veth", "(labkit) # exit"),
+    )
+    p = add(
+        "run",
+        _cmd_run,
+        "run a command in a fresh sandbox",
+        "Run CMD in a fresh sandbox and exit with its exit status. The sandbox and "
+        "everything in it end when CMD does.",
+        _examples(
+            "labkit run -- ip netns list",
+            "labkit run -- sh -c 'sudo ip netns add red && ip netns'",
+            "labkit run -- sh -c 'labkit up veth && ip netns exec red ping -c1 192.168.15.2'",
+        ),
+    )
+    p.usage = "labkit run [-h] [-q] -- CMD [ARG...]"
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command and its arguments")
+    add(
+        "doctor",
+        _cmd_doctor,
+        "check whether labkit can run here",
+        "Check this machine (read-only): root or not, whether a sandbox can start, user "
+        "namespaces, the tools the course uses, iptables and kernel modules. Each problem "
+        "comes with its fix. Exits 0 when a sandbox can start, 1 otherwise.",
+        _examples("labkit doctor", "labkit doctor -q    # only what is not ok"),
+    )
+    p = add(
+        "up",
+        _cmd_up,
+        "build a stage (in a sandbox)",
+        "Bring the lab to STAGE (or STAGE:STEP), from whatever state it is in, forward "
+        "or backward, and print the shell commands that equal the changes (`+ ...`). "
+        "Works only inside a sandbox. `labkit stages` lists the stages.",
+        _examples("labkit up veth", "labkit up bridge:as-written", "labkit up bridge -n 4"),
+    )
+    p.add_argument("stage", metavar="STAGE", help="a stage, or STAGE:STEP, or 'reset'")
+    _namespaces_arg(p)
+    add(
+        "down",
+        _cmd_down,
+        "go back one stage (in a sandbox)",
+        "Go back one stage (from the first stage, to an empty lab) and print the shell "
+        "commands that equal the changes. Works only inside a sandbox.",
+        _examples("labkit down"),
+    )
+    add(
+        "reset",
+        _cmd_reset,
+        "remove every namespace and link (in a sandbox)",
+        "Remove every namespace and link of the sandbox (but lo), ending the processes "
+        "in them. Works only inside a sandbox.",
+        _examples("labkit reset"),
+    )
+    add(
+        "status",
+        _cmd_status,
+        "show the stage and the interfaces (in a sandbox)",
+        "Show which stage the lab is at, then each namespace with its interfaces: type, "
+        "state, addresses, bridge and cable. Works only inside a sandbox.",
+        _examples("labkit status"),
+    )
+    p = add(
+        "plan",
+        _cmd_plan,
+        "show the shell commands of a stage",
+        "Show the steps of STAGE and the exact shell commands they equal. Changes "
+        "nothing, so it works anywhere.",
+        _examples("labkit plan bridge", "labkit plan bridge -n 4"),
+    )
+    p.add_argument("stage", metavar="STAGE", help="a stage (or STAGE:STEP: its whole stage)")
+    _namespaces_arg(p)
+    p = add(
+        "stages",
+        _cmd_stages,
+        "list the stages and their steps",
+        "List the stages of the course and their steps, with what each builds. Any "
+        "STAGE or STAGE:STEP shown works with `labkit up`. Works anywhere.",
+        _examples("labkit stages", "labkit stages -n 4"),
+    )
+    _namespaces_arg(p)
+    p = add(
+        "graph",
+        _cmd_graph,
+        "draw the lab as a PNG (in a sandbox)",
+        "Draw the live lab (namespaces, cables, bridge, addresses) and write a PNG. "
+        "Works only inside a sandbox; the file is written to the normal file system.",
+        _examples("labkit graph -o lab.png"),
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write")
+    p = add(
+        "ping",
+        _cmd_ping,
+        "ping from a namespace (in a sandbox)",
+        "Ping DST from namespace SRC ('host' for the sandbox itself). Exits 0 when every "
+        "reply came back, 1 otherwise. Works only inside a sandbox.",
+        _examples("labkit ping red 192.168.15.2", "labkit ping host 192.168.15.1 -c 1"),
+    )
+    p.add_argument("src", metavar="SRC", help="a namespace, or 'host'")
+    p.add_argument("dst", metavar="DST", help="an IP address")
+    p.add_argument("-c", "--count", type=int, default=3, help="packets to send (default 3)")
+    p.add_argument(
+        "-W", "--timeout", type=float, default=1.0, help="seconds to wait for each reply"
+    )
+    return parser
+
+
+def _one_line(err: BaseException) -> str:
+    return re.sub(r"\s*\n\s*", " ", str(err)).strip() or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``labkit`` command line; return the exit status.
+
+    Parameters
+    ----------
+    argv
+        The arguments (without the program name); ``None`` means
+        ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 1 on an error labkit reports, 2 on a usage error,
+        130 after Ctrl-C; ``run`` and ``shell`` pass their command's status
+        through.
+
+    Examples
+    --------
+    >>> main(["plan", "netns"])
+    # netns: Two network namespaces, red and blue
+    ## Create the namespaces
+    ip netns add red
+    ip netns add blue
+    0
+    >>> main(["up", "veth"])  # doctest: +SKIP
+    labkit: error: `labkit up` works only inside a labkit sandbox, ...
+    1
+    """
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+    if args.command == "run":
+        if args.cmd[:1] == ["--"]:
+            args.cmd = args.cmd[1:]
+        if not args.cmd:
+            try:
+                args.parser.error("a command is required: labkit run -- CMD [ARG...]")
+            except SystemExit as exit_:
+                return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        return args.handler(args)
+    except LabkitError as err:
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

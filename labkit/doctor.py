@@ -1,0 +1,424 @@
+"""Check whether this machine can run labkit, and say how to fix what is missing.
+
+:func:`check` looks at the machine and returns a list of :class:`Finding`;
+:func:`report` turns them into text (``labkit doctor`` prints it). Every
+check only *reads* the machine: files under ``/proc`` and ``/sys``, ``PATH``,
+``iptables -S FORWARD``; the sandbox check starts (and ends) a throwaway
+sandbox, which never touches the machine's network.
+
+A finding is ``ok``, a warning (not ok; labs still run, but something
+will not work or may surprise) or a failure (not ok and ``blocking``:
+labkit cannot work here at all).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from labkit import sandbox
+
+#: The tools the course uses, and the Debian/Ubuntu package of each.
+TOOLS: dict[str, str] = {
+    "ip": "iproute2",
+    "iptables": "iptables",
+    "ping": "iputils-ping",
+    "arp": "net-tools",
+    "route": "net-tools",
+    "curl": "curl",
+    "nft": "nftables",
+}
+
+#: Kernel modules that NAT in a lab needs, when labkit cannot load them.
+NAT_MODULES = ("nf_tables", "nf_nat")
+
+_BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of :func:`check`: what was checked, how it went, the fix.
+
+    Parameters
+    ----------
+    name
+        What was checked, in a few words (``"sandbox"``, ``"tool ip"``).
+    ok
+        True when nothing needs doing.
+    detail
+        What was found, in a sentence or two.
+    fix
+        What to do about it (empty when ``ok``).
+    blocking
+        True when labkit cannot work at all until this is fixed.
+
+    Examples
+    --------
+    >>> f = Finding("tool curl", False, "curl is not on PATH", "apt-get install -y curl")
+    >>> f.ok, f.blocking
+    (False, False)
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    blocking: bool = False
+
+    @property
+    def level(self) -> str:
+        """``"ok"``, ``"warn"`` or ``"FAIL"``.
+
+        Examples
+        --------
+        >>> Finding("sandbox", False, "no user namespaces", "sysctl ...", blocking=True).level
+        'FAIL'
+        """
+        if self.ok:
+            return "ok"
+        return "FAIL" if self.blocking else "warn"
+
+
+def _read(path: str) -> str | None:
+    """The stripped text of ``path``, or None when it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _initial_userns() -> bool:
+    """True when this process is in the machine's own user namespace."""
+    return (_read("/proc/self/uid_map") or "").split() == ["0", "0", "4294967295"]
+
+
+def _can_load_modules() -> bool:
+    return os.geteuid() == 0 and _initial_userns()
+
+
+def check_user() -> Finding:
+    """Say whether labkit runs as root (no user namespace needed) or not.
+
+    Examples
+    --------
+    >>> check_user().name
+    'user'
+    """
+    uid = os.geteuid()
+    if uid == 0 and _initial_userns():
+        detail = "running as root: the sandbox needs no user namespace"
+    elif uid == 0:
+        detail = "running as root of a user namespace (a container or a sandbox)"
+    else:
+        detail = f"running as user {uid} (not root): the sandbox uses a user namespace"
+    return Finding("user", True, detail)
+
+
+def check_sandbox() -> Finding:
+    """Say whether a labkit sandbox can start here (the one check that blocks).
+
+    Examples
+    --------
+    >>> check_sandbox().name
+    'sandbox'
+    """
+    why = sandbox.why_not()
+    if why is None:
+        return Finding("sandbox", True, "a labkit sandbox can start here")
+    detail = why.removesuffix(sandbox.HOW_TO_FIX).strip()
+    return Finding("sandbox", False, detail, sandbox.HOW_TO_FIX, blocking=True)
+
+
+def check_userns() -> Finding:
+    """Check the sysctls that allow unprivileged user namespaces.
+
+    They matter only when labkit runs as an ordinary user.
+
+    Examples
+    --------
+    >>> check_userns().name
+    'user namespaces'
+    """
+    found: list[str] = []
+    fixes: list[str] = []
+    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
+    if clone is not None:
+        found.append(f"kernel.unprivileged_userns_clone={clone}")
+        if clone == "0":
+            fixes.append("sysctl -w kernel.unprivileged_userns_clone=1")
+    most = _read("/proc/sys/user/max_user_namespaces")
+    if most is not None:
+        found.append(f"user.max_user_namespaces={most}")
+        if most == "0":
+            fixes.append("sysctl -w user.max_user_namespaces=15000")
+    apparmor = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    if apparmor is not None:
+        found.append(f"kernel.apparmor_restrict_unprivileged_userns={apparmor}")
+        if apparmor == "1":
+            fixes.append("sysctl -w kernel.apparmor_restrict_unprivileged_userns=0")
+    values = ", ".join(found) or "no user namespace sysctls found"
+    if os.geteuid() == 0:
+        return Finding("user namespaces", True, f"not needed as root ({values})")
+    if not fixes:
+        return Finding("user namespaces", True, f"unprivileged user namespaces allowed ({values})")
+    fix = (
+        "as root: "
+        + "; ".join(f"`{c}`" for c in fixes)
+        + " (to keep it after a reboot, put the setting in /etc/sysctl.d/99-labkit.conf)"
+    )
+    return Finding(
+        "user namespaces", False, f"unprivileged user namespaces are not allowed ({values})", fix
+    )
+
+
+def check_tools() -> list[Finding]:
+    """One finding per tool the course uses (ip, iptables, ping, ...).
+
+    Examples
+    --------
+    >>> [f.name for f in check_tools()][:2]
+    ['tool ip', 'tool iptables']
+    """
+    out = []
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    for tool, package in TOOLS.items():
+        where = shutil.which(tool, path=path)
+        if where:
+            out.append(Finding(f"tool {tool}", True, where))
+        else:
+            out.append(
+                Finding(
+                    f"tool {tool}",
+                    False,
+                    f"{tool} is not installed (package {package}); the course uses it",
+                    f"as root: `apt-get install -y {package}`",
+                )
+            )
+    return out
+
+
+def check_forward() -> Finding:
+    """Read the machine's iptables FORWARD policy (Docker sets it to DROP).
+
+    It does not apply to labs, which have their own network namespace;
+    the finding says so, so nobody changes the machine for nothing.
+
+    Examples
+    --------
+    >>> check_forward().ok
+    True
+    """
+    name = "machine FORWARD policy"
+    iptables = shutil.which("iptables", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if iptables is None:
+        return Finding(name, True, "iptables is not installed: nothing to read")
+    try:
+        proc = subprocess.run(
+            [iptables, "-S", "FORWARD"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        return Finding(name, True, f"could not run `iptables -S FORWARD`: {err}")
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or ["no output"])[0]
+        return Finding(name, True, f"could not read it (`iptables -S FORWARD`: {why})")
+    if "-P FORWARD DROP" in proc.stdout.split("\n"):
+        return Finding(
+            name,
+            True,
+            "the machine's FORWARD policy is DROP (Docker sets this). It does not apply "
+            "to labkit's labs: they run in their own network namespace, with their own "
+            "iptables (empty, policy ACCEPT). Bridged traffic between lab namespaces meets "
+            "iptables only through br_netfilter, and then the sandbox's (see below).",
+        )
+    return Finding(name, True, "the machine's FORWARD policy is ACCEPT")
+
+
+def _bridge_nf_in_sandbox() -> str | None:
+    """bridge-nf-call-iptables as a lab sees it (in a sandbox's host namespace)."""
+    if sandbox.inside():
+        return _read(_BRIDGE_NF)
+    try:
+        return sandbox.run_in_sandbox(_read, _BRIDGE_NF)
+    except Exception:  # noqa: BLE001 - the sandbox check reports why
+        return None
+
+
+def check_br_netfilter() -> Finding:
+    """Warn when bridged frames between lab namespaces go through iptables.
+
+    With ``br_netfilter`` loaded and ``net.bridge.bridge-nf-call-iptables=1``,
+    frames that the lab's bridge ``v-net-0`` forwards (red to blue) pass the
+    iptables FORWARD chain of the sandbox's host namespace. That chain is
+    empty with policy ACCEPT, so labs work, until someone sets a DROP
+    policy there. The value is read in a throwaway sandbox: since Linux 5.3
+    each network namespace has its own (and a new one starts at 1).
+
+    Examples
+    --------
+    >>> check_br_netfilter().name
+    'br_netfilter'
+    """
+    name = "br_netfilter"
+    in_sandbox = _bridge_nf_in_sandbox()
+    machine = _read(_BRIDGE_NF)
+    if in_sandbox is None and machine is None:
+        return Finding(
+            name, True, "br_netfilter is not loaded: bridged frames do not go through iptables"
+        )
+    value = in_sandbox if in_sandbox is not None else machine
+    if value != "1":
+        return Finding(
+            name, True, f"br_netfilter is loaded, but bridge-nf-call-iptables={value} (off)"
+        )
+    detail = (
+        "br_netfilter is loaded and net.bridge.bridge-nf-call-iptables=1 in a sandbox: "
+        "frames the lab's bridge v-net-0 forwards between namespaces (red to blue) pass "
+        "the iptables FORWARD chain of the sandbox's host. It starts empty with policy "
+        "ACCEPT, so labs work; but after `iptables -P FORWARD DROP` (or DROP rules) there, "
+        "pings across the bridge fail too."
+    )
+    if in_sandbox is not None:
+        fix = (
+            "if that happens, inside the sandbox: `sysctl -w net.bridge.bridge-nf-call-iptables=0` "
+            "(each network namespace has its own setting, so this leaves the machine alone); or, "
+            "as root on the machine, `modprobe -r br_netfilter` if nothing needs it (Docker and "
+            "Kubernetes do)"
+        )
+    else:
+        fix = (
+            "as root: `sysctl -w net.bridge.bridge-nf-call-iptables=0` (on this kernel the "
+            "setting is global: it changes the machine too), or `modprobe -r br_netfilter` if "
+            "nothing needs it (Docker and Kubernetes do)"
+        )
+    return Finding(name, False, detail, fix)
+
+
+def _module_loaded(module: str) -> bool | None:
+    """True when loaded or built in, False when not, None when it cannot tell."""
+    if os.path.isdir(f"/sys/module/{module}"):
+        return True
+    modules = _read("/proc/modules")
+    if modules is not None and any(
+        line.split(" ", 1)[0] == module for line in modules.splitlines()
+    ):
+        return True
+    builtin = _read(f"/lib/modules/{os.uname().release}/modules.builtin")
+    if builtin is not None and any(
+        line.rsplit("/", 1)[-1] == f"{module}.ko" for line in builtin.splitlines()
+    ):
+        return True
+    if modules is None and builtin is None:
+        return None
+    return False
+
+
+def check_nat_modules() -> Finding:
+    """Check the kernel modules NAT needs, when labkit cannot load them itself.
+
+    As root on the machine the kernel loads them when a lab first uses
+    NAT. In a user namespace it cannot, so they must be loaded already.
+
+    Examples
+    --------
+    >>> check_nat_modules().name
+    'NAT modules'
+    """
+    name = "NAT modules"
+    if _can_load_modules():
+        return Finding(
+            name, True, "running as root: the kernel loads nf_nat/nf_tables when a lab needs them"
+        )
+    state = {m: _module_loaded(m) for m in NAT_MODULES}
+    missing = [m for m, loaded in state.items() if loaded is False]
+    unknown = [m for m, loaded in state.items() if loaded is None]
+    fix = f"as root on the machine: `modprobe -a {' '.join(NAT_MODULES)}`"
+    if missing:
+        return Finding(
+            name,
+            False,
+            f"{', '.join(missing)} not loaded, and a user namespace cannot load kernel "
+            "modules: NAT (iptables -t nat, MASQUERADE) in a lab will fail",
+            fix,
+        )
+    if unknown:
+        return Finding(
+            name,
+            False,
+            f"could not tell whether {', '.join(unknown)} are loaded or built in (no "
+            "/proc/modules, no modules.builtin); a user namespace cannot load them: if NAT "
+            "in a lab fails, load them",
+            fix,
+        )
+    return Finding(name, True, f"{', '.join(NAT_MODULES)} loaded")
+
+
+def check() -> list[Finding]:
+    """Run every check; read-only on the machine.
+
+    The sandbox check starts a throwaway sandbox in a child process; call
+    this from a single-threaded process (the CLI) if you can.
+
+    Examples
+    --------
+    >>> from labkit import doctor
+    >>> findings = doctor.check()
+    >>> findings[1].name
+    'sandbox'
+    """
+    return [
+        check_user(),
+        check_sandbox(),
+        check_userns(),
+        *check_tools(),
+        check_forward(),
+        check_br_netfilter(),
+        check_nat_modules(),
+    ]
+
+
+def report(findings: list[Finding]) -> str:
+    """Findings as text: one line each, the fix indented below when not ok.
+
+    The last line sums up whether labkit can work here.
+
+    Examples
+    --------
+    >>> print(report([Finding("sandbox", True, "a labkit sandbox can start here"),
+    ...               Finding("tool curl", False, "curl is not installed",
+    ...                       "as root: `apt-get install -y curl`")]))
+    [ok]   sandbox: a labkit sandbox can start here
+    [warn] tool curl: curl is not installed
+           fix: as root: `apt-get install -y curl`
+    <BLANKLINE>
+    labkit can run here (1 warning).
+    """
+    lines = []
+    for f in findings:
+        lines.append(f"{'[' + f.level + ']':<6} {f.name}: {f.detail}")
+        if not f.ok and f.fix:
+            lines.append(f"{'':6} fix: {f.fix}")
+    failed = [f for f in findings if f.blocking and not f.ok]
+    warned = [f for f in findings if not f.ok and not f.blocking]
+    lines.append("")
+    if failed:
+        lines.append(f"labkit cannot run here: fix {', '.join(f.name for f in failed)} first.")
+    elif warned:
+        n = len(warned)
+        lines.append(f"labkit can run here ({n} warning{'s' if n != 1 else ''}).")
+    else:
+        lines.append("labkit can run here.")
+    return "\n".join(lines)
+
+
+def can_run(findings: list[Finding]) -> bool:
+    """True when no finding blocks labkit (``labkit doctor`` exits 0 then).
+
+    Examples
+    --------
+    >>> can_run([Finding("sandbox", True, "")])
+    True
+    """
+    return not any(f.blocking and not f.ok for f in findings)

@@ -1,0 +1,85 @@
+"""Shared test set-up.
+
+* Tests marked ``sandbox`` run in a fresh labkit sandbox each (a forked
+  process with its own namespaces), against the real kernel.
+* The machine's own network is recorded when the session starts and
+  compared when it ends: any difference fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from labkit.sandbox import run_in_sandbox
+
+collect_ignore = ["../labkit/__main__.py"]
+
+
+def _cmd(argv: list[str]) -> str:
+    if not shutil.which(argv[0]):
+        return f"({argv[0]} not installed)"
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    return proc.stdout + proc.stderr
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "(absent)"
+
+
+def machine_network() -> dict[str, str]:
+    """The machine's own network, as text to compare (no counters)."""
+    links = json.loads(_cmd(["ip", "-j", "link"]) or "[]")
+    for link in links:
+        link.pop("operstate", None)
+    snap = {
+        "links": json.dumps(links, sort_keys=True),
+        "addrs": _cmd(["ip", "-j", "addr"]),
+        "routes": _cmd(["ip", "-j", "route", "show", "table", "all"]),
+        "rules": _cmd(["ip", "-j", "rule"]),
+        "netns": _cmd(["ip", "netns", "list"]),
+        "run_netns": " ".join(sorted(os.listdir("/run/netns")))
+        if os.path.isdir("/run/netns")
+        else "(absent)",
+        "iptables": "\n".join(
+            line for line in _cmd(["iptables-save"]).splitlines() if not line.startswith("#")
+        ),
+        "nft": _cmd(["nft", "list", "ruleset"]),
+        "ip_forward": _read("/proc/sys/net/ipv4/ip_forward"),
+        "bridge_nf": _read("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+    }
+    return snap
+
+
+BEFORE: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox: run the test in a fresh labkit sandbox")
+    BEFORE.update(machine_network())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    after = machine_network()
+    changed = [k for k in BEFORE if BEFORE[k] != after.get(k)]
+    if changed:
+        print(f"\nFAILED: the machine's own network changed during the tests: {changed}")
+        session.exitstatus = 1
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if pyfuncitem.get_closest_marker("sandbox") is None:
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    run_in_sandbox(pyfuncitem.obj, **kwargs)
+    return True

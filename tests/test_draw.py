@@ -1,0 +1,302 @@
+"""Drawing: a deterministic layout, and figures that show what the kernel has.
+
+The graphs come from the real kernel, each built in a fresh sandbox with
+the tutorial's own ``ip`` commands; one test uses a hand-made graph only.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+
+import networkx as nx
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+from labkit.draw import COMPACT_ABOVE, FIGSIZE, draw, layout, save
+from labkit.sandbox import run_in_sandbox
+
+FIGURE_REPR = "<Figure size 800x500 with 1 Axes>"
+
+
+# -- graphs from the kernel (these functions run inside a sandbox) -----------------
+
+
+def sh(*commands: str) -> None:
+    for command in commands:
+        subprocess.run(command, shell=True, check=True, capture_output=True)
+
+
+def ip_batch(lines: list[str], ns: str | None = None) -> None:
+    argv = ["ip", "-batch", "-"] if ns is None else ["ip", "-n", ns, "-batch", "-"]
+    subprocess.run(argv, input="\n".join(lines) + "\n", text=True, check=True)
+
+
+def lab_names(count: int) -> list[tuple[str, int]]:
+    """red .1, blue .2, then ns10 .10, ns11 .11, ... as in the tutorial."""
+    return [("red", 1), ("blue", 2)] + [(f"ns{i}", i) for i in range(10, 8 + count)]
+
+
+def build(stage: str, count: int = 2) -> nx.Graph:
+    from labkit.observe import observe
+
+    if stage == "veth":
+        sh(
+            "ip netns add red",
+            "ip netns add blue",
+            "ip link add veth-red type veth peer name veth-blue",
+            "ip link set veth-red netns red",
+            "ip link set veth-blue netns blue",
+            "ip -n red addr add 192.168.15.1/24 dev veth-red",
+            "ip -n blue addr add 192.168.15.2/24 dev veth-blue",
+            "ip -n red link set veth-red up",
+            "ip -n blue link set veth-blue up",
+        )
+        return observe()
+    lines = ["link add v-net-0 type bridge", "link set v-net-0 up"]
+    for x, _ in lab_names(count):
+        lines += [
+            f"netns add {x}",
+            f"link add veth-{x} type veth peer name veth-{x}-br",
+            f"link set veth-{x} netns {x}",
+            f"link set veth-{x}-br master v-net-0",
+            f"link set veth-{x}-br up",
+        ]
+    if stage == "host":
+        lines.append("addr add 192.168.15.5/24 dev v-net-0")
+    ip_batch(lines)
+    for x, n in lab_names(count):
+        ip_batch([f"addr add 192.168.15.{n}/24 dev veth-{x}", f"link set veth-{x} up"], ns=x)
+    return observe()
+
+
+def build_with_blue_down() -> nx.Graph:
+    from labkit.observe import observe
+
+    build("veth")
+    sh("ip -n blue link set veth-blue down")
+    return observe()
+
+
+@pytest.fixture(scope="module")
+def graphs() -> dict[str, nx.Graph]:
+    return {
+        "veth": run_in_sandbox(build, "veth"),
+        "bridge": run_in_sandbox(build, "bridge", 2),
+        "bridge20": run_in_sandbox(build, "bridge", 20),
+        "host": run_in_sandbox(build, "host", 2),
+        "host100": run_in_sandbox(build, "host", 100),
+    }
+
+
+SMALL = ["veth", "bridge", "host"]
+
+
+def texts(fig: Figure) -> set[str]:
+    """Every line of every text in the figure's Axes, its title included."""
+    ax = fig.axes[0]
+    return {line for t in [*ax.texts, ax.title] for line in t.get_text().splitlines()}
+
+
+def artist(fig: Figure, gid: str):
+    ax = fig.axes[0]
+    found = [a for a in [*ax.lines, *ax.patches] if a.get_gid() == gid]
+    assert len(found) == 1, f"{gid}: {len(found)} artists"
+    return found[0]
+
+
+# -- layout ------------------------------------------------------------------------
+
+
+def test_the_graphs_are_what_the_tutorial_builds(graphs):
+    assert graphs["veth"].has_edge("if:red/veth-red", "if:blue/veth-blue")
+    assert graphs["host"].nodes["if:host/v-net-0"]["addrs"] == ["192.168.15.5/24"]
+    assert len(graphs["bridge20"].graph["namespaces"]) == 21
+    assert len(graphs["host100"].graph["namespaces"]) == 101
+
+
+@pytest.mark.parametrize("name", ["veth", "bridge", "bridge20", "host", "host100"])
+def test_layout_is_deterministic_and_ignores_insertion_order(graphs, name):
+    g = graphs[name]
+    first = layout(g)
+    assert layout(g) == first
+    shuffled = nx.Graph(**g.graph)
+    nodes, edges = list(g.nodes(data=True)), list(g.edges(data=True))
+    random.Random(7).shuffle(nodes)
+    random.Random(8).shuffle(edges)
+    shuffled.add_nodes_from(nodes)
+    shuffled.add_edges_from(edges)
+    assert layout(shuffled) == first
+
+
+def test_red_blue_and_host_keep_their_place_from_stage_to_stage(graphs):
+    places = [layout(graphs[name]) for name in ["veth", "bridge", "host", "bridge20", "host100"]]
+    for node in ["ns:red", "ns:blue", "ns:host"]:
+        assert {p[node] for p in places} == {places[0][node]}
+    pos = places[0]
+    assert pos["ns:red"][0] < pos["ns:host"][0] < pos["ns:blue"][0]
+    assert pos["ns:host"][1] > pos["ns:red"][1] == pos["ns:blue"][1]
+
+
+@pytest.mark.parametrize("name", ["veth", "bridge", "bridge20", "host", "host100"])
+def test_every_namespace_and_interface_but_loopback_has_a_place(graphs, name):
+    g = graphs[name]
+    pos = layout(g)
+    for node, d in g.nodes(data=True):
+        loopback = d["kind"] == "iface" and d["type"] == "loopback"
+        assert (node in pos) != loopback, node
+    assert all(f"ns:{ns}" in pos for ns in g.graph["namespaces"])
+
+
+def test_interfaces_face_the_other_end_of_their_cable(graphs):
+    pos = layout(graphs["veth"])
+    assert pos["if:red/veth-red"][0] > pos["ns:red"][0]  # red faces blue, on its right
+    assert pos["if:blue/veth-blue"][0] < pos["ns:blue"][0]
+    pos = layout(graphs["host"])
+    assert pos["if:red/veth-red"][1] > pos["ns:red"][1]  # red faces up, to the host
+    port = pos["if:host/veth-red-br"]
+    assert port[0] < pos["ns:host"][0] and port[1] < pos["ns:host"][1]
+    assert pos["if:host/v-net-0"] != port
+
+
+def test_other_namespaces_go_below_in_natural_order(graphs):
+    pos = layout(graphs["bridge20"])
+    order = sorted(
+        (n for n in graphs["bridge20"].graph["namespaces"] if n.startswith("ns")),
+        key=lambda n: (-pos[f"ns:{n}"][1], pos[f"ns:{n}"][0]),
+    )
+    assert order == [f"ns{i}" for i in range(10, 28)]
+    assert max(pos[f"ns:ns{i}"][1] for i in range(10, 28)) < pos["ns:red"][1]
+
+
+# -- draw --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_graphs_show_names_and_addresses(graphs, name):
+    fig = draw(graphs[name])
+    assert isinstance(fig, Figure)
+    assert repr(fig) == FIGURE_REPR
+    assert len(fig.axes) == 1
+    words = texts(fig)
+    assert {"red", "blue", "veth-red", "veth-blue", "192.168.15.1/24", "192.168.15.2/24"} <= words
+    assert "lo" not in words and "127.0.0.1/8" not in words
+    if name != "veth":
+        assert {"v-net-0", "veth-red-br", "veth-blue-br"} <= words
+        artist(fig, "port:if:host/veth-red-br|if:host/v-net-0")
+    if name == "host":
+        assert "192.168.15.5/24" in words
+
+
+def test_cables_are_solid_when_up_and_dashed_when_an_end_is_down(graphs):
+    cable = "veth:if:blue/veth-blue|if:red/veth-red"
+    assert artist(draw(graphs["veth"]), cable).get_linestyle() == "-"
+    fig = draw(run_in_sandbox(build_with_blue_down))
+    assert artist(fig, cable).get_linestyle() == "--"
+    assert artist(fig, "if:blue/veth-blue").get_markerfacecolor() == "white"
+
+
+def test_twenty_namespaces_show_every_name_and_address(graphs):
+    fig = draw(graphs["bridge20"], title="20 namespaces")
+    assert repr(fig) == FIGURE_REPR
+    words = texts(fig)
+    assert {"red", "blue", "ns10", "ns27", "20 namespaces"} <= words
+    assert {"192.168.15.1/24", "192.168.15.27/24"} <= words
+
+
+def test_a_hundred_namespaces_save_as_a_png(graphs, tmp_path):
+    g = graphs["host100"]
+    assert len(g.graph["namespaces"]) - 1 > COMPACT_ABOVE
+    fig = draw(g)
+    assert repr(fig) == FIGURE_REPR
+    words = texts(fig)
+    assert {"red", "blue", "ns10", "ns107", "v-net-0"} <= words
+    assert "veth-ns50" not in words  # compact: no per-interface labels
+    path = tmp_path / "hundred.png"
+    save(g, path)
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = imread(path).shape
+    assert (width, height) == (FIGSIZE[0] * 150, FIGSIZE[1] * 150)
+
+
+# -- a hand-made graph, no kernel ------------------------------------------------
+
+
+def iface(g: nx.Graph, ns: str, name: str, **attrs) -> str:
+    node = f"if:{ns}/{name}"
+    attrs = {
+        "type": "veth",
+        "mac": "02:00:00:00:00:01",
+        "up": True,
+        "oper": "UP",
+        "addrs": [],
+        "master": None,
+        **attrs,
+    }
+    g.add_node(node, kind="iface", ns=ns, name=name, **attrs)
+    if f"ns:{ns}" in g:
+        g.add_edge(f"ns:{ns}", node, kind="in")
+    return node
+
+
+def hand_made() -> nx.Graph:
+    """Two namespaces on a cable with one end down, plus the odd cases:
+    an interface with no peer, a pair inside one namespace, a loopback, and
+    a namespace with no node of its own."""
+    g = nx.Graph(namespaces=["host", "red", "blue", "router"])
+    for ns in ["host", "red", "blue", "router"]:
+        g.add_node(f"ns:{ns}", kind="netns", name=ns, routes=[], neigh=[])
+    a = iface(g, "red", "veth-red", addrs=["10.1.0.1/24"], mac="02:00:00:00:00:aa")
+    b = iface(g, "blue", "veth-blue", addrs=["10.1.0.2/24"], up=False, oper="DOWN")
+    g.add_edge(a, b, kind="veth")
+    iface(g, "red", "lo", type="loopback", addrs=["127.0.0.1/8"])
+    iface(g, "router", "orphan", oper="LOWERLAYERDOWN")
+    c, d = iface(g, "blue", "in-a"), iface(g, "blue", "in-b")
+    g.add_edge(c, d, kind="veth")
+    iface(g, "ghost", "eth0", type="other", addrs=["10.9.0.1/24"])
+    return g
+
+
+def test_hand_made_graph_without_a_kernel():
+    g = hand_made()
+    before = (nx.to_dict_of_dicts(g), dict(g.nodes(data=True)))
+    pos = layout(g)
+    assert (nx.to_dict_of_dicts(g), dict(g.nodes(data=True))) == before  # pure
+    assert "if:red/lo" not in pos
+    assert {"ns:ghost", "if:ghost/eth0", "if:router/orphan", "if:blue/in-a"} <= set(pos)
+    assert pos["ns:router"][1] < pos["ns:red"][1]  # another name: in the rows below
+    assert pos["if:blue/in-a"] != pos["if:blue/in-b"]
+
+    fig = draw(g, show_macs=True, title="by hand")
+    words = texts(fig)
+    assert {"by hand", "router", "ghost", "orphan", "10.1.0.1/24", "02:00:00:00:00:aa"} <= words
+    assert artist(fig, "veth:if:blue/veth-blue|if:red/veth-red").get_linestyle() == "--"
+    assert artist(fig, "veth:if:blue/in-a|if:blue/in-b").get_linestyle() == "-"
+    assert "10.1.0.1/24" not in texts(draw(g, show_addresses=False))
+
+
+def test_names_sort_naturally_with_other_names_after():
+    g = nx.Graph()
+    for ns in ["zeta", "ns100", "alpha", "ns9", "ns10"]:
+        g.add_node(f"ns:{ns}", kind="netns", name=ns)
+    pos = layout(g)
+    order = sorted(
+        ["zeta", "ns100", "alpha", "ns9", "ns10"],
+        key=lambda n: (-pos[f"ns:{n}"][1], pos[f"ns:{n}"][0]),
+    )
+    assert order == ["ns9", "ns10", "ns100", "alpha", "zeta"]
+
+
+def test_draw_into_a_given_axes_and_move_a_namespace():
+    g = hand_made()
+    fig = Figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    auto = layout(g)
+    moved = (auto["ns:red"][0] + 1.0, auto["ns:red"][1] - 0.5)
+    assert draw(g, pos={"ns:red": moved}, ax=ax) is fig
+    assert len(fig.axes) == 1
+    dot = artist(fig, "if:red/veth-red")
+    x, y = auto["if:red/veth-red"]
+    assert (dot.get_xdata()[0], dot.get_ydata()[0]) == pytest.approx((x + 1.0, y - 0.5))

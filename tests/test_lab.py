@@ -1,0 +1,232 @@
+"""The lab against the real kernel, each test in a fresh sandbox."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from labkit import ConfigError, ConflictError, Lab
+from labkit.model import HOST
+from labkit.observe import observe, snapshot, to_state
+from labkit.sandbox import run_in_sandbox
+from labkit.stages import desired
+
+pytestmark = pytest.mark.sandbox
+
+
+def sh(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, shell=True, capture_output=True, text=True)
+
+
+def mac_of(ns: str, ifname: str) -> str:
+    return observe().nodes[f"if:{ns}/{ifname}"]["mac"]
+
+
+def test_red_pings_blue_over_the_veth_and_both_learn_arp():
+    lab = Lab()
+    lab.goto("veth")
+    assert lab.ping("red", "192.168.15.2").loss == 0
+    assert lab.ping("blue", "192.168.15.1").loss == 0
+    assert lab.neighbours("red")["192.168.15.2"] == mac_of("blue", "veth-blue")
+    assert lab.neighbours("blue")["192.168.15.1"] == mac_of("red", "veth-red")
+
+
+def test_veth_not_up_yet_means_no_reply():
+    lab = Lab()
+    lab.goto("veth:address")
+    result = lab.ping("red", "192.168.15.2", count=1)
+    assert result.received == 0 and "Network is unreachable" in result.output
+
+
+def test_bridge_as_written_fails_and_the_fix_works():
+    lab = Lab()
+    lab.goto("bridge:as-written")
+    assert lab.stage() == "bridge:as-written"
+    assert lab.ping("red", "192.168.15.2", count=2).loss == 100
+    lab.goto("bridge:fix")
+    assert lab.ping("red", "192.168.15.2").loss == 0
+    assert lab.neighbours("red")["192.168.15.2"] == mac_of("blue", "veth-blue")
+
+
+@pytest.mark.parametrize("count", [2, 20])
+def test_bridge_joins_n_namespaces(count):
+    lab = Lab(namespaces=count)
+    lab.goto("bridge")
+    g = observe()
+    ports = [n for n, d in g.nodes(data=True) if d.get("master") == "v-net-0"]
+    assert len(ports) == count
+    last = f"192.168.15.{9 + count - 2}" if count > 2 else "192.168.15.2"
+    assert lab.ping("red", last).loss == 0
+    src = f"ns{9 + count - 2}" if count > 2 else "blue"
+    assert lab.ping(src, "192.168.15.1").loss == 0
+    assert "192.168.15.1" in lab.neighbours(src)
+    assert Lab().count == count  # read back from the kernel
+
+
+def test_host_reaches_red_only_from_the_host_stage_on():
+    lab = Lab()
+    for stage in ("veth", "bridge"):
+        lab.goto(stage)
+        assert lab.ping(HOST, "192.168.15.1", count=1).received == 0
+    lab.goto("host")
+    assert lab.ping(HOST, "192.168.15.1").loss == 0
+    lab.goto("bridge")
+    assert lab.ping(HOST, "192.168.15.1", count=1).received == 0
+
+
+@pytest.mark.parametrize(
+    "earlier,later", [("netns", "veth"), ("veth", "bridge"), ("bridge", "host")]
+)
+def test_going_back_removes_exactly_what_the_later_stage_added(earlier, later):
+    lab = Lab()
+    lab.goto(earlier)
+    fresh = lab.state()
+    lab.goto(later)
+    assert lab.state() != fresh
+    lab.goto(earlier)
+    assert lab.state() == fresh == desired(earlier)
+    assert lab.stage() == earlier
+    assert lab.goto(earlier) == []  # twice in a row: nothing to do
+
+
+def test_every_stage_from_every_stage():
+    lab = Lab()
+    names = ["reset", *lab.stages]
+    for a in names:
+        for b in names:
+            lab.goto(a)
+            lab.goto(b)
+            assert lab.stage() == b, f"{a} -> {b}"
+
+
+def test_reset_twice_leaves_nothing():
+    lab = Lab(namespaces=4)
+    lab.goto("host")
+    sh("ip netns exec red sleep 1000 >/dev/null 2>&1 & sleep 0.2")
+    assert lab.reset()
+    assert lab.reset() == []
+    snap = snapshot()
+    assert snap.namespaces == []
+    assert [link["name"] for link in snap.links[HOST]] == ["lo"]
+    assert sh("pgrep -f 'slee[p] 1000'").stdout == ""
+    assert sh("ip netns list").stdout == ""
+
+
+def test_observe_sees_a_link_deleted_by_hand_and_goto_repairs_it():
+    lab = Lab()
+    lab.goto("veth")
+    assert "if:red/veth-red" in observe()
+    assert sh("ip -n red link delete veth-red").returncode == 0
+    g = observe()
+    assert "if:red/veth-red" not in g and "if:blue/veth-blue" not in g
+    assert lab.stage() == "netns"  # the namespaces are all that is left
+    lab.goto("veth")
+    assert lab.ping("red", "192.168.15.2").loss == 0
+
+
+def test_observe_sees_hand_made_address_and_goto_removes_it():
+    lab = Lab()
+    lab.goto("veth")
+    sh("ip -n red addr add 10.9.9.9/24 dev veth-red")
+    assert "10.9.9.9/24" in observe().nodes["if:red/veth-red"]["addrs"]
+    assert lab.stage() is None
+    lab.goto("veth")
+    assert observe().nodes["if:red/veth-red"]["addrs"] == ["192.168.15.1/24"]
+
+
+def test_tutorial_commands_typed_by_hand_are_recognised():
+    for command in Lab().plan("netns").commands + Lab().plan("veth").commands:
+        assert sh(f"sudo {command}").returncode == 0, command
+    assert Lab().stage() == "veth"
+
+
+def test_veth_pair_is_seen_across_namespaces():
+    Lab().goto("bridge")
+    g = observe()
+    assert g.edges["if:red/veth-red", "if:host/veth-red-br"]["kind"] == "veth"
+    assert g.edges["if:host/veth-red-br", "if:host/v-net-0"]["kind"] == "port"
+    assert g.nodes["if:host/v-net-0"]["type"] == "bridge"
+
+
+def test_address_in_use_by_hand_is_a_conflict_and_changes_nothing():
+    lab = Lab()
+    lab.goto("netns")
+    sh("ip -n blue link add foo0 type veth peer name foo1")
+    sh("ip -n blue addr add 192.168.15.2/24 dev foo0")
+    before = lab.state()
+    with pytest.raises(ConflictError, match=r"192\.168\.15\.2 is on foo0 in namespace blue"):
+        lab.goto("veth")
+    assert lab.state() == before
+
+
+def test_bad_input_is_a_clear_error_and_changes_nothing():
+    lab = Lab()
+    lab.goto("veth")
+    before = lab.state()
+    with pytest.raises(ConfigError, match="unknown stage 'brigde'"):
+        lab.goto("brigde")
+    with pytest.raises(ConfigError, match="has no step"):
+        lab.goto("veth:nope")
+    with pytest.raises(ConfigError, match="not a valid namespace name"):
+        lab.ping("red; touch /tmp/pwned", "192.168.15.2")
+    with pytest.raises(ConfigError, match="does not exist"):
+        lab.ping("green", "192.168.15.2")
+    with pytest.raises(ConfigError, match="not an IP address"):
+        lab.ping("red", "blue")
+    with pytest.raises(ConfigError, match="at least 2"):
+        Lab(namespaces=1)
+    with pytest.raises(ConfigError, match="do not fit"):
+        Lab(namespaces=1000)
+    assert lab.state() == before
+
+
+def test_a_failing_change_is_rolled_back(monkeypatch):
+    from labkit import reconcile
+
+    lab = Lab()
+    lab.goto("veth")
+    before = lab.state()
+    real = reconcile._apply
+
+    def flaky(nl, op):
+        if op.kind == "bridge_add":
+            real(nl, op)
+            raise reconcile.KernelError("injected failure")
+        real(nl, op)
+
+    monkeypatch.setattr(reconcile, "_apply", flaky)
+    with pytest.raises(reconcile.KernelError, match="injected"):
+        lab.goto("host")
+    monkeypatch.setattr(reconcile, "_apply", real)
+    assert lab.state() == before
+
+
+def _build_with_shell(stage: str):
+    lab = Lab()
+    for name in lab.stages[: lab.stages.index(stage) + 1]:
+        for command in lab.plan(name).commands:
+            proc = sh(command)
+            assert proc.returncode == 0, (command, proc.stderr)
+    return to_state(snapshot())
+
+
+def _build_with_labkit(stage: str):
+    Lab().goto(stage)
+    return to_state(snapshot())
+
+
+@pytest.mark.parametrize("stage", ["netns", "veth", "bridge", "host"])
+def test_the_plan_is_what_goto_builds(stage):
+    # Runs the plan's shell commands in one sandbox and goto in another.
+    assert run_in_sandbox(_build_with_shell, stage) == run_in_sandbox(_build_with_labkit, stage)
+
+
+def test_processes_end_with_the_sandbox():
+    def start_sleeper():
+        Lab().goto("netns")
+        sh("ip netns exec red sleep 4242 >/dev/null 2>&1 & sleep 0.2")
+        return sh("pgrep -f 'slee[p] 4242'").stdout
+
+    assert run_in_sandbox(start_sleeper).strip()
+    assert sh("pgrep -f 'slee[p] 4242'").stdout == ""
