@@ -1,0 +1,107 @@
+"""The pure parts: the command simulator, the stages, the diff. No kernel."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.errors import ConfigError, ConflictError
+from labkit.model import CommandError, Iface, Route, State, simulate
+from labkit.reconcile import diff
+from labkit.stages import count_from, desired, find, namespaces, owned, stages, steps_upto
+
+
+def test_simulator_follows_a_veth_across_namespaces():
+    s = simulate(
+        [
+            "ip netns add red",
+            "ip netns add blue",
+            "ip link add veth-red type veth peer name veth-blue",
+            "ip link set veth-red netns red",
+            "ip link set veth-blue netns blue",
+            "ip -n red addr add 192.168.15.1/24 dev veth-red",
+            "ip -n red link set veth-red up",
+            "ip netns exec red ip route add 10.0.0.0/8 via 192.168.15.5",
+        ]
+    )
+    red = s.ifaces[("red", "veth-red")]
+    assert red.peer == ("blue", "veth-blue") and red.up
+    assert s.ifaces[("blue", "veth-blue")].peer == ("red", "veth-red")
+    assert red.addrs == {"192.168.15.1/24"}
+    assert s.routes == {Route("red", "10.0.0.0/8", "192.168.15.5")}
+
+
+def test_deleting_one_end_deletes_both_and_netns_delete_takes_its_links():
+    s = simulate(["ip netns add red", "ip netns add blue"])
+    s = simulate(
+        [
+            "ip link add veth-red type veth peer name veth-blue",
+            "ip link set veth-red netns red",
+            "ip link set veth-blue netns blue",
+        ],
+        s,
+    )
+    assert not simulate(["ip netns exec red ip link delete veth-red"], s).ifaces
+    assert not simulate(["ip netns delete blue"], s).ifaces
+
+
+@pytest.mark.parametrize("bad", ["ip link add x type vxlan id 1", "ls /", "ip link set nope up"])
+def test_simulator_refuses_what_it_does_not_know(bad):
+    with pytest.raises(CommandError):
+        simulate([bad])
+
+
+def test_bridge_stage_has_no_direct_cable_and_all_ports():
+    d = desired("bridge", 4)
+    assert ("red", "veth-red") in d.ifaces
+    assert d.ifaces[("red", "veth-red")].peer == ("host", "veth-red-br")
+    ports = [i for i in d.ifaces.values() if i.master == "v-net-0"]
+    assert len(ports) == 4 and all(p.up for p in ports)
+
+
+def test_as_written_leaves_bridge_ends_down():
+    d = desired("bridge:as-written")
+    assert not d.ifaces[("host", "veth-red-br")].up
+    assert d.ifaces[("red", "veth-red")].up
+
+
+def test_names_and_counts():
+    assert namespaces(4)[2:] == [("ns10", "192.168.15.10"), ("ns11", "192.168.15.11")]
+    assert count_from({"red", "blue", "ns10", "ns12"}) == 3
+    with pytest.raises(ConfigError):
+        namespaces(0)
+    with pytest.raises(ConfigError, match="whole number"):
+        namespaces("3")  # type: ignore[arg-type]
+    assert [s.id for s in steps_upto("veth:cable")] == ["netns:create", "veth:cable"]
+    assert find("host") == (3, 0)
+    assert len(stages(2)) == 4
+
+
+def test_diff_from_nothing_equals_the_plans_effect():
+    own = owned(2)
+    ops = diff(State(), desired("host"), own, set())
+    assert simulate([c for op in ops for c in op.commands]) == desired("host")
+
+
+def test_diff_between_equal_states_is_empty():
+    assert diff(desired("bridge"), desired("bridge"), owned(2), set()) == []
+
+
+def test_diff_going_back_deletes_only_what_the_later_stage_added():
+    ops = diff(desired("host"), desired("bridge"), owned(2), set())
+    assert [c for op in ops for c in op.commands] == ["ip addr del 192.168.15.5/24 dev v-net-0"]
+
+
+def test_diff_leaves_what_it_does_not_own():
+    obs = desired("veth")
+    obs.namespaces.add("green")
+    obs.ifaces[("green", "g0")] = Iface("green", "g0", "veth", peer=("green", "g1"))
+    assert diff(obs, desired("veth"), owned(2), set()) == []
+
+
+def test_conflict_names_the_object_and_the_fix():
+    obs = State(
+        {"red"},
+        {("host", "eth9"): Iface("host", "eth9", "other", addrs=frozenset({"192.168.15.5/24"}))},
+    )
+    with pytest.raises(ConflictError, match=r"ip addr del 192\.168\.15\.5/24 dev eth9"):
+        diff(obs, desired("host"), owned(2), set())

@@ -1,0 +1,92 @@
+"""The sandbox as an ordinary user (uid 65534), where user namespaces work.
+
+Skipped when the tests do not run as root (we need to become another user)
+or when no Python can be run by that user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import subprocess
+import sys
+
+import pytest
+
+from labkit.sandbox import _child_probe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _others_can_run(path: str) -> bool:
+    """True when every directory on the way is open to others (o+x)."""
+    parts = os.path.realpath(path).split("/")
+    dirs = ["/".join(parts[:i]) or "/" for i in range(1, len(parts))]
+    return all(os.stat(d).st_mode & 0o001 for d in dirs) and bool(os.stat(path).st_mode & 0o001)
+
+
+def _python_for_nobody() -> str | None:
+    for candidate in (
+        os.path.realpath(sys.executable),
+        f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}",
+    ):
+        if not os.path.exists(candidate) or not _others_can_run(candidate):
+            continue
+        probe = subprocess.run([*NOBODY, candidate, "-c", "pass"], capture_output=True)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def _as_nobody(*argv: str) -> subprocess.CompletedProcess:
+    python = _python_for_nobody()
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/tmp",
+        "PYTHONPATH": ":".join([ROOT, *site.getsitepackages()]),
+    }
+    return subprocess.run(
+        [*NOBODY, python, "-m", "labkit", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def _userns_works_for_nobody() -> bool:
+    python = _python_for_nobody()
+    if not python:
+        return False
+    code = "from labkit.sandbox import why_not; import sys; sys.exit(why_not() is not None)"
+    env = {"PYTHONPATH": ":".join([ROOT, *site.getsitepackages()])}
+    return subprocess.run([*NOBODY, python, "-c", code], env=env).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv") or not _python_for_nobody(),
+    reason="needs root (to become uid 65534) and a Python that uid 65534 can run",
+)
+
+
+def test_probe_runs():
+    assert _child_probe(0) is None
+
+
+@pytest.mark.skipif(
+    not _userns_works_for_nobody() if os.geteuid() == 0 else True, reason="no user namespaces"
+)
+def test_ordinary_user_builds_the_bridge_and_pings():
+    proc = _as_nobody(
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "id -u && sudo ip netns add red && labkit up bridge -q && "
+        "ip netns exec red ping -c1 -W1 192.168.15.2",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "0"  # root inside the sandbox only
+    assert "1 received" in proc.stdout
