@@ -23,8 +23,9 @@ Examples
 True
 """
 
+from typing import Any
+
 from labkit.errors import ConfigError, ConflictError, KernelError, LabkitError, SandboxError
-from labkit.lab import Lab, PingResult, Plan
 
 __all__ = [
     "ConfigError",
@@ -37,3 +38,13 @@ __all__ = [
     "SandboxError",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that small entry points (the web app, the kernel launcher)
+    # start without importing pyroute2, networkx and matplotlib.
+    if name in ("Lab", "PingResult", "Plan", "HttpResult"):
+        from labkit import lab
+
+        return getattr(lab, name)
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")

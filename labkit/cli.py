@@ -240,7 +240,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_stages(args: argparse.Namespace) -> int:
     count = args.namespaces or 2
-    all_stages = stages.stages(count)
+    all_stages = stages.stages(count)[1:]  # the world is there from the start
     steps = [s for st in all_stages for s in st.steps if s.commands]
     width = max(len(s.id) for s in steps) + 2
     for st in all_stages:
@@ -248,6 +248,9 @@ def _cmd_stages(args: argparse.Namespace) -> int:
         for s in st.steps:
             if s.commands:
                 print(f"  {s.id:<{width}}{s.title}")
+    print(
+        f"{'reset':<{width}}Back to a fresh sandbox: only the outside world (LAN, router, internet)"
+    )
     return 0
 
 

@@ -155,6 +155,71 @@ class PingResult:
         )
 
 
+@dataclass(frozen=True)
+class HttpResult:
+    """What an HTTP GET got: the status (0 when no answer) and the body.
+
+    Examples
+    --------
+    >>> HttpResult("lan-pc", "http://192.168.1.2/", 200, "Hello").ok
+    True
+    """
+
+    src: str
+    url: str
+    status: int
+    body: str
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx answer.
+
+        Examples
+        --------
+        >>> HttpResult("red", "http://203.0.113.8/", 0, "", "timed out").ok
+        False
+        """
+        return 200 <= self.status < 300
+
+    def __str__(self) -> str:
+        if not self.status:
+            return f"{self.src} -> {self.url}: no answer ({self.error})"
+        return f"{self.src} -> {self.url}: HTTP {self.status}: {self.body.strip()}"
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Who reaches whom, by ping: ``table[src][target]`` is True or False.
+
+    Examples
+    --------
+    >>> r = Reachability({"red": {"blue": True}}, {"blue": "192.168.15.2"})
+    >>> print(r)  # doctest: +NORMALIZE_WHITESPACE
+    from \\ to  blue
+    red          yes
+    """
+
+    table: dict[str, dict[str, bool]]
+    targets: dict[str, str]
+
+    def __str__(self) -> str:
+        names = list(self.targets)
+        width = max([len("from \\ to"), *(len(n) for n in self.table)])
+        lines = ["from \\ to".ljust(width) + "  " + "  ".join(n.rjust(4) for n in names)]
+        for src, row in self.table.items():
+            cells = ["yes" if row.get(n) else ("-" if n == src else "no") for n in names]
+            lines.append(
+                src.ljust(width)
+                + "  "
+                + "  ".join(c.rjust(max(4, len(n))) for c, n in zip(cells, names, strict=True))
+            )
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
 class Lab:
     """The course's topology in the current sandbox.
 
@@ -170,7 +235,7 @@ class Lab:
     >>> from labkit import Lab
     >>> lab = Lab()
     >>> lab.stages
-    ['netns', 'veth', 'bridge', 'host']
+    ['netns', 'veth', 'bridge', 'host', 'nat', 'internet', 'portforward']
     >>> lab.goto("veth")  # doctest: +SKIP
     >>> lab.ping("red", "192.168.15.2").ok  # doctest: +SKIP
     True
@@ -215,10 +280,10 @@ class Lab:
         >>> Lab().steps("veth")
         ['veth:cable', 'veth:address', 'veth:up']
         """
-        all_stages = stages.stages(self.count)
+        all_stages = stages.stages(self.count)[1:]  # not the world
         if stage is not None:
             i, _ = stages.find(stage, self.count)
-            all_stages = all_stages[i : i + 1]
+            all_stages = stages.stages(self.count)[i : i + 1]
         return [s.id for st in all_stages for s in st.steps if s.commands]
 
     def plan(self, stage: str) -> Plan:
@@ -277,9 +342,6 @@ class Lab:
         biggest = max(self.count, stages.count_from(state.namespaces))
         return stages.owned(biggest)
 
-    def _owned_routes(self) -> set:
-        return set()
-
     def stage(self) -> str | None:
         """Which stage (or ``stage:step``) the kernel is at now.
 
@@ -294,13 +356,13 @@ class Lab:
         sandbox.require()
         state = self.state()
         own = stages.owned(self.count)
-        mine = state.project(set(own.namespaces), set(own.ifaces))
-        if not mine.namespaces and not mine.ifaces:
-            return "reset"
+        mine = state.project(set(own.namespaces), set(own.ifaces), own.routes)
         for st in reversed(stages.stages(self.count)):
             for j in range(len(st.steps) - 1, -1, -1):
                 step = st.steps[j]
                 if mine == stages.desired(step.id, self.count):
+                    if st.name == "world":
+                        return "reset" if j == len(st.steps) - 1 else None
                     return st.name if j == len(st.steps) - 1 else step.id
         return None
 
@@ -328,7 +390,7 @@ class Lab:
         want = stages.desired(target, self.count)
         before = self.state()
         own = self._ownership(before)
-        ops = reconcile.diff(before, want, own, self._owned_routes())
+        ops = reconcile.diff(before, want, own, set(own.routes))
         try:
             reconcile.run(ops)
         except Exception:
@@ -338,18 +400,20 @@ class Lab:
 
     def _restore(self, before: State, own: stages.Ownership) -> None:
         """After a failed goto, put back what the lab owned before."""
-        target = before.project(set(own.namespaces), set(own.ifaces))
+        target = before.project(set(own.namespaces), set(own.ifaces), own.routes)
         try:
-            ops = reconcile.diff(self.state(), target, own, self._owned_routes())
+            ops = reconcile.diff(self.state(), target, own, set(own.routes))
             reconcile.run(ops)
         except Exception:  # noqa: BLE001 - the first error is the one to report
             pass
 
     def reset(self) -> list[str]:
-        """Remove every namespace and link the sandbox has (but ``lo``).
+        """Back to a fresh sandbox: only the outside world is left.
 
-        Processes running in those namespaces are ended. Safe to call
-        twice.
+        Removes every namespace, link, route, firewall rule and web app
+        that is not the world's, hand-made ones included, ends the
+        processes in removed namespaces, and repairs the world. Safe to
+        call twice.
 
         Examples
         --------
@@ -358,13 +422,15 @@ class Lab:
         """
         sandbox.require()
         state = self.state()
-        ops = []
-        gone: set = set()
-        for key in sorted(k for k in state.ifaces if k[0] == HOST):
-            if key not in gone:
-                ops.append(reconcile._op("link_del", *key))
-                gone.add(state.ifaces[key].peer)
-        ops += [reconcile._op("netns_del", n) for n in sorted(state.namespaces)]
+        world = stages.owned(self.count)
+        # Here the lab owns everything the sandbox has.
+        own = stages.Ownership(
+            frozenset(state.namespaces | world.namespaces),
+            frozenset(set(state.ifaces) | world.ifaces),
+            frozenset({r for r in state.routes if r.ns == HOST} | world.routes),
+        )
+        want = stages.desired("reset", self.count)
+        ops = reconcile.diff(state, want, own, set(own.routes), sweep=True)
         reconcile.run(ops)
         return [c for op in ops for c in op.commands]
 
@@ -379,7 +445,7 @@ class Lab:
         current = self.stage()
         if current in (None, "reset"):
             return self.reset()
-        i, j = stages.find(current, self.count)
+        i = self.stages.index(current.partition(":")[0])
         if i == 0:
             return self.reset()
         return self.goto(self.stages[i - 1])
@@ -435,6 +501,109 @@ class Lab:
         m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", text)
         sent, got = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
         return PingResult(src, dst, sent, got, text.strip())
+
+    def exec(self, node: str, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
+        """Run a command on a node: a namespace, ``"host"`` or a world machine.
+
+        Examples
+        --------
+        >>> Lab().exec("lan-pc", ["hostname", "-I"]).stdout  # doctest: +SKIP
+        '192.168.1.3 \\n'
+        """
+        sandbox.require()
+        if not argv or not all(isinstance(a, str) for a in argv):
+            raise ConfigError(f"a command is a non-empty list of strings, not {argv!r}")
+        return subprocess.run(
+            [*self._in(node), *argv], capture_output=True, text=True, timeout=timeout
+        )
+
+    def http(self, src: str, url: str, timeout: float = 3.0) -> HttpResult:
+        """HTTP GET ``url`` from node ``src`` (with curl, a real TCP connection).
+
+        Examples
+        --------
+        >>> print(Lab().http("lan-pc", "http://192.168.1.2/"))  # doctest: +SKIP
+        lan-pc -> http://192.168.1.2/: HTTP 200: Hello from blue! You came from 192.168.1.3.
+        """
+        sandbox.require()
+        if not re.match(r"^https?://[A-Za-z0-9.:\[\]-]+(/[^\s]*)?$", str(url)):
+            raise ConfigError(f"{url!r} is not an http:// URL like http://203.0.113.8/")
+        argv = [
+            "curl",
+            "-sS",
+            "--noproxy",
+            "*",
+            "-m",
+            str(timeout),
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            url,
+        ]
+        proc = subprocess.run(
+            [*self._in(src), *argv], capture_output=True, text=True, timeout=timeout + 5
+        )
+        body, _, code = proc.stdout.rpartition("\n")
+        status = int(code) if code.isdigit() else 0
+        return HttpResult(src, url, status, body, proc.stderr.strip())
+
+    def nat_counters(self, node: str = HOST) -> list[dict[str, Any]]:
+        """The NAT rules of the host (or the router) with their packet counters.
+
+        Examples
+        --------
+        >>> Lab().nat_counters()  # doctest: +SKIP
+        [{'table': 'nat', 'chain': 'POSTROUTING', 'spec': '-s 192.168.15.0/24 -j MASQUERADE', ...}]
+        """
+        sandbox.require()
+        self._in(node)
+        return [r for r in observe.snapshot().rules.get(node, []) if r["table"] == "nat"]
+
+    def reachability(
+        self, nodes: list[str] | None = None, targets: dict[str, str] | None = None
+    ) -> Reachability:
+        """Ping every target from every node at once: who reaches whom.
+
+        By default the nodes are the host, the lab's namespaces and the
+        world's machines, and the targets their addresses.
+
+        Examples
+        --------
+        >>> print(Lab().reachability())  # doctest: +SKIP
+        from \\ to  red  blue  host  lan-pc  router  internet
+        ...
+        """
+        sandbox.require()
+        present = set(self._netns())
+        if targets is None:
+            targets = {name: ip for name, ip in stages.namespaces(self.count) if name in present}
+            targets.update(
+                {
+                    "host": stages.HOST_LAN_IP,
+                    "lan-pc": stages.LAN_PC_IP,
+                    "router": stages.ROUTER_IP,
+                    "internet": stages.SERVER_IP,
+                }
+            )
+        if nodes is None:
+            nodes = [n for n in targets if n == HOST or n in present]
+        for node in nodes:
+            self._in(node)
+        procs = {
+            (src, dst): subprocess.Popen(
+                [*self._in(src), "ping", "-n", "-c", "1", "-W", "1", ip],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for src in nodes
+            for dst, ip in targets.items()
+            if dst != src
+        }
+        table = {src: {} for src in nodes}
+        for (src, dst), proc in procs.items():
+            table[src][dst] = proc.wait() == 0
+        return Reachability(table, dict(targets))
 
     def neighbours(self, node: str) -> dict[str, str]:
         """The ARP table of a namespace: address -> MAC (resolved entries only).

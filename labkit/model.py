@@ -65,9 +65,76 @@ class Route:
     via: str
 
 
+@dataclass(frozen=True, order=True)
+class Rule:
+    """A firewall rule as ``iptables -t TABLE -S`` prints it, without its mark.
+
+    Examples
+    --------
+    >>> Rule("host", "nat", "POSTROUTING", "-s 192.168.15.0/24 -j MASQUERADE").command()
+    'iptables -t nat -A POSTROUTING -s 192.168.15.0/24 -j MASQUERADE'
+    """
+
+    ns: str
+    table: str
+    chain: str
+    spec: str
+
+    def command(self, verb: str = "-A", mark: str | None = None) -> str:
+        """The shell command that adds (or with ``verb="-D"`` deletes) it.
+
+        With ``mark``, a ``-m comment --comment MARK`` goes before ``-j``.
+
+        Examples
+        --------
+        >>> Rule("host", "nat", "POSTROUTING", "-o eth0 -j MASQUERADE").command(mark="labkit")
+        'iptables -t nat -A POSTROUTING -o eth0 -m comment --comment labkit -j MASQUERADE'
+        """
+        words = self.spec.split()
+        if mark:
+            at = words.index("-j") if "-j" in words else len(words)
+            words[at:at] = ["-m", "comment", "--comment", mark]
+        prefix = "" if self.ns == HOST else f"ip netns exec {self.ns} "
+        return f"{prefix}iptables -t {self.table} {verb} {self.chain} {' '.join(words)}"
+
+
+@dataclass(frozen=True, order=True)
+class Service:
+    """labkit's small web app, listening on ``port`` in namespace ``ns``.
+
+    Examples
+    --------
+    >>> Service("blue", 80).command()
+    'ip netns exec blue python3 -m labkit.webapp --name blue 80 &'
+    """
+
+    ns: str
+    port: int
+
+    def command(self) -> str:
+        """The shell command that starts it.
+
+        Examples
+        --------
+        >>> Service("host", 8080).command()
+        'python3 -m labkit.webapp --name host 8080 &'
+        """
+        prefix = "" if self.ns == HOST else f"ip netns exec {self.ns} "
+        return f"{prefix}python3 -m labkit.webapp --name {self.ns} {self.port} &"
+
+
+FORWARDING = "net.ipv4.ip_forward"
+#: the comment that marks labkit's own firewall rules
+MARK = "labkit"
+
+
+def _default_sysctls(ns: str) -> dict[tuple[str, str], str]:
+    return {(ns, FORWARDING): "0"}
+
+
 @dataclass
 class State:
-    """Namespaces, interfaces and static routes.
+    """Namespaces, interfaces, static routes, sysctls, rules and services.
 
     Examples
     --------
@@ -79,6 +146,11 @@ class State:
     namespaces: set[str] = field(default_factory=set)
     ifaces: dict[IfKey, Iface] = field(default_factory=dict)
     routes: set[Route] = field(default_factory=set)
+    sysctls: dict[tuple[str, str], str] = field(default_factory=lambda: _default_sysctls(HOST))
+    rules: set[Rule] = field(default_factory=set)
+    services: set[Service] = field(default_factory=set)
+    #: the rules that carry labkit's mark (observed states only)
+    marked: set[Rule] = field(default_factory=set, compare=False)
 
     def copy(self) -> State:
         """A copy that can change without changing this one.
@@ -88,10 +160,22 @@ class State:
         >>> State().copy() == State()
         True
         """
-        return State(set(self.namespaces), dict(self.ifaces), set(self.routes))
+        return State(
+            set(self.namespaces),
+            dict(self.ifaces),
+            set(self.routes),
+            dict(self.sysctls),
+            set(self.rules),
+            set(self.services),
+            set(self.marked),
+        )
 
-    def project(self, namespaces: set[str], ifaces: set[IfKey]) -> State:
+    def project(
+        self, namespaces: set[str], ifaces: set[IfKey], host_routes: frozenset[Route] = frozenset()
+    ) -> State:
         """Keep only the given namespaces and interfaces (and their routes).
+
+        Routes of the host are kept only when in ``host_routes``.
 
         Examples
         --------
@@ -102,8 +186,15 @@ class State:
         keep_ns = self.namespaces & namespaces
         live = keep_ns | {HOST}
         kept = {k: v for k, v in self.ifaces.items() if k in ifaces and k[0] in live}
-        routes = {r for r in self.routes if r.ns in keep_ns}
-        return State(keep_ns, kept, routes)
+        return State(
+            keep_ns,
+            kept,
+            {r for r in self.routes if r.ns in keep_ns or r in host_routes},
+            {k: v for k, v in self.sysctls.items() if k[0] in live},
+            {r for r in self.rules if r.ns in live},
+            {s for s in self.services if s.ns in live},
+            {r for r in self.marked if r.ns in live},
+        )
 
 
 class CommandError(ValueError):
@@ -131,6 +222,7 @@ def _ip(state: State, ns: str, args: list[str], cmd: str) -> None:
     if obj == "netns":
         if verb == "add":
             state.namespaces.add(rest[0])
+            state.sysctls.update(_default_sysctls(rest[0]))
         elif verb in ("delete", "del"):
             name = rest[0]
             state.namespaces.discard(name)
@@ -138,6 +230,9 @@ def _ip(state: State, ns: str, args: list[str], cmd: str) -> None:
                 if key[0] == name:
                     _drop(state, iface)
             state.routes = {r for r in state.routes if r.ns != name}
+            state.rules = {r for r in state.rules if r.ns != name}
+            state.services = {v for v in state.services if v.ns != name}
+            state.sysctls = {k: v for k, v in state.sysctls.items() if k[0] != name}
         else:
             raise CommandError(f"unsupported: {cmd}")
     elif obj == "link" and verb == "add":
@@ -146,9 +241,12 @@ def _ip(state: State, ns: str, args: list[str], cmd: str) -> None:
         if kind == "bridge":
             state.ifaces[(ns, name)] = Iface(ns, name, "bridge")
         elif kind == "veth":
-            peer = rest[rest.index("name") + 1]
-            state.ifaces[(ns, name)] = Iface(ns, name, "veth", peer=(ns, peer))
-            state.ifaces[(ns, peer)] = Iface(ns, peer, "veth", peer=(ns, name))
+            at = rest.index("name")
+            peer = rest[at + 1]
+            peer_ns = rest[at + 3] if rest[at + 2 : at + 3] == ["netns"] else ns
+            own_ns = rest[rest.index("netns") + 1] if rest.index("type") > 1 else ns
+            state.ifaces[(own_ns, name)] = Iface(own_ns, name, "veth", peer=(peer_ns, peer))
+            state.ifaces[(peer_ns, peer)] = Iface(peer_ns, peer, "veth", peer=(own_ns, name))
         else:
             raise CommandError(f"unsupported link type: {cmd}")
     elif obj == "link" and verb in ("delete", "del"):
@@ -211,8 +309,10 @@ def _move(state: State, iface: Iface, target: str) -> None:
 def apply(state: State, command: str) -> None:
     """Apply one shell command (iproute2 subset) to ``state`` in place.
 
-    Understands ``ip [-n NS] netns|link|addr|route ...``, ``ip netns exec
-    NS ip ...`` and a leading ``sudo``.
+    Understands ``ip [-n NS] netns|link|addr|route ...``, ``sysctl -w``,
+    ``iptables -t TABLE -A|-D CHAIN ...`` (written as ``iptables -S``
+    prints it), ``python3 -m labkit.webapp ... PORT &``, each optionally
+    after ``ip netns exec NS``, and a leading ``sudo``.
 
     Examples
     --------
@@ -227,6 +327,27 @@ def apply(state: State, command: str) -> None:
     ns = HOST
     if words[:3] == ["ip", "netns", "exec"]:
         ns, words = words[3], words[4:]
+    if words[:1] == ["sysctl"] and len(words) == 3 and words[1] == "-w":
+        key, _, value = words[2].partition("=")
+        state.sysctls[(ns, key)] = value
+        return
+    if words[:1] == ["iptables"] and len(words) > 4 and words[1] == "-t":
+        table, verb, chain, rest = words[2], words[3], words[4], words[5:]
+        for i in range(len(rest) - 3):  # labkit's mark is not part of the rule
+            if rest[i : i + 3] == ["-m", "comment", "--comment"] and rest[i + 3] == MARK:
+                del rest[i : i + 4]
+                break
+        rule = Rule(ns, table, chain, " ".join(rest))
+        if verb == "-A":
+            state.rules.add(rule)
+        elif verb == "-D":
+            state.rules.discard(rule)
+        else:
+            raise CommandError(f"unsupported: {command}")
+        return
+    if words[:3] == ["python3", "-m", "labkit.webapp"] and words[-1] == "&":
+        state.services.add(Service(ns, int(words[-2])))
+        return
     if not words or words[0] != "ip":
         raise CommandError(f"unsupported: {command}")
     words = words[1:]

@@ -13,7 +13,10 @@ Nodes are strings:
 
 * ``"ns:NAME"``: a namespace (``ns:host`` is the sandbox's host), with
   ``kind="netns"``, ``name``, ``routes`` (list of dicts: dst, via, dev,
-  proto) and ``neigh`` (list of dicts: ip, mac, dev, state);
+  proto), ``neigh`` (list of dicts: ip, mac, dev, state), ``forwarding``
+  (bool), ``rules`` (firewall rules of the host and the router, dicts:
+  table, chain, spec, marked, packets, bytes) and ``services`` (ports of
+  labkit web apps listening there);
 * ``"if:NS/NAME"``: an interface, with ``kind="iface"``, ``ns``, ``name``,
   ``type`` (veth, bridge, loopback, ...), ``mac``, ``up`` (admin state),
   ``oper`` (kernel's operstate), ``addrs`` (IPv4 CIDRs) and ``master``.
@@ -25,6 +28,7 @@ Edges carry ``kind``: ``"in"`` (namespace to its interface), ``"veth"``
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +36,12 @@ import networkx as nx
 
 from labkit import netlink
 from labkit.errors import ConfigError
-from labkit.model import HOST, Iface, Route, State
+from labkit.model import FORWARDING, HOST, MARK, Iface, Route, Rule, Service, State
+
+#: tables labkit reads and writes
+TABLES = ("nat", "filter")
+#: namespaces whose firewall is read besides the host's (the world's router)
+RULE_NAMESPACES = ("router",)
 
 _IFF_UP = 0x1
 _PROTO = {2: "kernel", 3: "boot", 4: "static"}
@@ -63,6 +72,9 @@ class Snapshot:
     routes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     neigh: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     peers: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+    sysctls: dict[str, dict[str, str]] = field(default_factory=dict)
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    services: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def namespaces(self) -> list[str]:
@@ -134,17 +146,96 @@ def _plain(ns: str, raw: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]
     return {"links": links, "addrs": addrs, "routes": routes, "neigh": neigh}
 
 
+def parse_rules(text: str, table: str) -> list[dict[str, Any]]:
+    r"""Rules from ``iptables -t TABLE -v -S`` output, labkit's mark noted.
+
+    Examples
+    --------
+    >>> out = "-P OUTPUT ACCEPT -c 0 0\n-A POSTROUTING -s 10.0.0.0/8 -m comment"
+    >>> out += " --comment labkit -c 3 252 -j MASQUERADE"
+    >>> parse_rules(out, "nat")[0]["spec"], parse_rules(out, "nat")[0]["packets"]
+    ('-s 10.0.0.0/8 -j MASQUERADE', 3)
+    """
+    rules = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0] != "-A":
+            continue
+        packets = nbytes = 0
+        if "-c" in words:
+            at = words.index("-c")
+            packets, nbytes = int(words[at + 1]), int(words[at + 2])
+            del words[at : at + 3]
+        marked = False
+        for i in range(len(words) - 3):
+            if words[i : i + 4] == ["-m", "comment", "--comment", MARK]:
+                del words[i : i + 4]
+                marked = True
+                break
+        rules.append(
+            {
+                "table": table,
+                "chain": words[1],
+                "spec": " ".join(words[2:]),
+                "marked": marked,
+                "packets": packets,
+                "bytes": nbytes,
+            }
+        )
+    return rules
+
+
+def _services(namespaces: list[str]) -> list[dict[str, Any]]:
+    """labkit web apps running, by network namespace (read from /proc)."""
+    inodes = {}
+    for ns in namespaces:
+        try:
+            inodes[os.stat(_path(ns)).st_ino] = ns
+        except OSError:
+            continue
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+            if "labkit.webapp" not in argv:
+                continue
+            ns = inodes.get(os.stat(f"/proc/{entry}/ns/net").st_ino)
+        except OSError:
+            continue
+        argv = [a for a in argv if a]
+        if ns is not None and argv[-1].isdigit():
+            found.append({"ns": ns, "port": int(argv[-1]), "pid": int(entry)})
+    return sorted(found, key=lambda x: (x["ns"], x["port"], x["pid"]))
+
+
+def _path(ns: str) -> str:
+    return "/proc/thread-self/ns/net" if ns == HOST else f"{netlink.NETNS_DIR}/{ns}"
+
+
 def _collect(nl: netlink.Netlink) -> Snapshot:
     snap = Snapshot()
     for ns in [HOST, *nl.netns_list()]:
         try:
             plain = _plain(ns, nl.dump(ns))
+            forwarding = nl.read_sysctl(ns, FORWARDING)
         except (OSError, ConfigError):
             continue  # deleted while we looked
         snap.links[ns] = plain["links"]
         snap.addrs[ns] = plain["addrs"]
         snap.routes[ns] = plain["routes"]
         snap.neigh[ns] = plain["neigh"]
+        snap.sysctls[ns] = {FORWARDING: forwarding or "0"}
+    for ns in [HOST, *(n for n in RULE_NAMESPACES if n in snap.links)]:
+        rules: list[dict[str, Any]] = []
+        for table in TABLES:
+            proc = nl.run_in(ns, ["iptables", "-w", "-t", table, "-v", "-S"])
+            if proc.returncode == 0:
+                rules += parse_rules(proc.stdout, table)
+        snap.rules[ns] = rules
+    snap.services = _services(list(snap.links))
     _pair_veths(nl, snap)
     return snap
 
@@ -224,6 +315,16 @@ def to_state(snap: Snapshot) -> State:
         for r in snap.routes.get(ns, []):
             if r["via"] and r["proto"] != "kernel":
                 state.routes.add(Route(ns, r["dst"], r["via"]))
+    state.sysctls = {
+        (ns, key): value for ns, values in snap.sysctls.items() for key, value in values.items()
+    }
+    for ns, rules in snap.rules.items():
+        for r in rules:
+            rule = Rule(ns, r["table"], r["chain"], r["spec"])
+            state.rules.add(rule)
+            if r["marked"]:
+                state.marked.add(rule)
+    state.services = {Service(s["ns"], s["port"]) for s in snap.services}
     return state
 
 
@@ -246,6 +347,9 @@ def to_graph(snap: Snapshot) -> nx.Graph:
             name=ns,
             routes=snap.routes.get(ns, []),
             neigh=snap.neigh.get(ns, []),
+            forwarding=snap.sysctls.get(ns, {}).get(FORWARDING) == "1",
+            rules=snap.rules.get(ns, []),
+            services=[s["port"] for s in snap.services if s["ns"] == ns],
         )
         names = {item["index"]: item["name"] for item in snap.links[ns]}
         addrs: dict[int, list[str]] = {}

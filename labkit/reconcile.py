@@ -19,9 +19,9 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from labkit import netlink
+from labkit import netlink, services
 from labkit.errors import ConflictError, KernelError
-from labkit.model import HOST, Iface, IfKey, Route, State
+from labkit.model import HOST, MARK, Iface, IfKey, Route, Rule, Service, State
 from labkit.stages import Ownership
 
 
@@ -54,9 +54,12 @@ def _op(kind: str, *args: Any) -> Op:
     elif kind == "bridge_add":
         cmds = [f"{_ip(args[0])} link add {args[1]} type bridge"]
     elif kind == "veth_add":
-        ns_a, a, ns_b, b = args
-        cmds = [f"ip link add {a} type veth peer name {b}"]
-        cmds += [f"ip link set {n} netns {s}" for s, n in ((ns_a, a), (ns_b, b)) if s != HOST]
+        ns_a, a, ns_b, b, in_place = args
+        if not in_place:
+            cmds = [f"ip link add {a} type veth peer name {b}"]
+            cmds += [f"ip link set {n} netns {s}" for s, n in ((ns_a, a), (ns_b, b)) if s != HOST]
+        else:  # made in place: the names are taken in the host
+            cmds = [f"ip link add {a} netns {ns_a} type veth peer name {b} netns {ns_b}"]
     elif kind == "master":
         ns, name, master = args
         tail = f"master {master}" if master else "nomaster"
@@ -70,6 +73,18 @@ def _op(kind: str, *args: Any) -> Op:
     elif kind in ("route_add", "route_del"):
         route: Route = args[0]
         cmds = [f"{_ip(route.ns)} route {kind[6:]} {route.dst} via {route.via}"]
+    elif kind == "sysctl":
+        ns, key, value = args
+        prefix = "" if ns == HOST else f"ip netns exec {ns} "
+        cmds = [f"{prefix}sysctl -w {key}={value}"]
+    elif kind in ("rule_add", "rule_del"):
+        rule, marked = args
+        cmds = [rule.command("-A" if kind == "rule_add" else "-D", MARK if marked else None)]
+    elif kind == "service_start":
+        cmds = [args[0].command()]
+    elif kind == "service_stop":
+        svc: Service = args[0]
+        cmds = [f"pkill -f 'labkit.webapp --name {svc.ns} {svc.port}'"]
     else:  # pragma: no cover - programming error
         raise ValueError(kind)
     return Op(kind, tuple(args), tuple(cmds))
@@ -105,15 +120,19 @@ def conflicts(observed: State, want: State, own: Ownership) -> list[str]:
     return problems
 
 
-def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route]) -> list[Op]:
+def diff(
+    observed: State, want: State, own: Ownership, owned_routes: set[Route], sweep: bool = False
+) -> list[Op]:
     """The ops that take ``observed`` to ``want``, touching only what is owned.
 
     Raises :class:`ConflictError` when something not owned is in the way.
+    With ``sweep``, firewall rules that labkit did not mark go too (reset).
 
     Examples
     --------
     >>> from labkit.stages import desired, owned
-    >>> ops = diff(State(), desired("netns"), owned(2), set())
+    >>> own = owned(2)
+    >>> ops = diff(desired("reset"), desired("netns"), own, set(own.routes))
     >>> [c for op in ops for c in op.commands]
     ['ip netns add blue', 'ip netns add red']
     """
@@ -145,7 +164,15 @@ def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route])
         if w is None or w.kind != iface.kind or (w.kind == "veth" and w.peer != iface.peer):
             ops.append(_op("link_del", *key))
             forget(key)
-    # 3. Routes that should not exist (before addresses change under them).
+    # 3. Web apps and labkit's firewall rules that the stage does not have.
+    for svc in sorted(observed.services - want.services):
+        if svc.ns in alive and (svc.ns == HOST or svc.ns in own.namespaces):
+            ops.append(_op("service_stop", svc))
+    unwanted = (observed.rules if sweep else observed.marked) - want.rules
+    for rule in sorted(unwanted):
+        if rule.ns in alive:
+            ops.append(_op("rule_del", rule, rule in observed.marked))
+    # Routes that should not exist (before addresses change under them).
     managed = {r for r in observed.routes if r.ns in own.namespaces and r.ns in alive}
     managed |= {r for r in observed.routes if r in owned_routes}
     for route in sorted(managed - want.routes):
@@ -154,6 +181,7 @@ def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route])
     for name in sorted(want.namespaces - observed.namespaces):
         ops.append(_op("netns_add", name))
     done: set[IfKey] = set()
+    host_names = {k[1] for k in (*want.ifaces, *observed.ifaces) if k[0] == HOST}
     for key, w in want.ifaces.items():
         if key in cur or key in done:
             continue
@@ -162,7 +190,8 @@ def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route])
         elif w.kind == "veth" and w.peer:
             # Name the namespace end first, as the tutorial does.
             first, second = (w.peer, key) if key[0] == HOST else (key, w.peer)
-            ops.append(_op("veth_add", *first, *second))
+            in_place = HOST not in (key[0], w.peer[0]) and bool({key[1], w.peer[1]} & host_names)
+            ops.append(_op("veth_add", *first, *second, in_place))
             done.add(w.peer)
         cur[key] = Iface(key[0], key[1], w.kind, peer=w.peer)
         if w.peer:
@@ -181,9 +210,16 @@ def diff(observed: State, want: State, own: Ownership, owned_routes: set[Route])
     for key, w in want.ifaces.items():
         if cur[key].up != w.up:
             ops.append(_op("link_up", *key, w.up))
-    # 6. Routes that are missing.
+    # 6. Routes, forwarding, rules and web apps that are missing.
     for route in sorted(want.routes - (observed.routes & managed)):
         ops.append(_op("route_add", route))
+    for (ns, key), value in sorted(want.sysctls.items()):
+        if observed.sysctls.get((ns, key), "0") != value:
+            ops.append(_op("sysctl", ns, key, value))
+    for rule in sorted(want.rules - observed.rules):
+        ops.append(_op("rule_add", rule, True))
+    for svc in sorted(want.services - observed.services):
+        ops.append(_op("service_start", svc))
     return ops
 
 
@@ -204,12 +240,24 @@ def _apply(nl: netlink.Netlink, op: Op) -> None:
         dst = "0.0.0.0/0" if route.dst == "default" else route.dst
         nl.ipr(route.ns).route(kind[6:], dst=dst, gateway=route.via)
         return
+    if kind == "sysctl":
+        nl.write_sysctl(*args)
+        return
+    if kind in ("rule_add", "rule_del"):
+        _iptables(nl, args[0], "-A" if kind == "rule_add" else "-D", args[1], op)
+        return
+    if kind == "service_start":
+        services.start(nl, args[0])
+        return
+    if kind == "service_stop":
+        services.stop(args[0])
+        return
     ns, name = args[0], args[1]
     ipr = nl.ipr(ns)
     if kind == "bridge_add":
         ipr.link("add", ifname=name, kind="bridge")
     elif kind == "veth_add":
-        ns_b, peer = args[2], args[3]
+        ns_b, peer = args[2], args[3]  # args[4]: how the shell would do it
         spec: dict[str, Any] = {"ifname": peer}
         fd = nl.ns_fd(ns_b) if ns_b != ns else None
         if fd is not None:
@@ -229,6 +277,17 @@ def _apply(nl: netlink.Netlink, op: Op) -> None:
         ipr.addr(kind[5:], index=nl.index(ns, name), address=ip, prefixlen=int(plen))
     elif kind == "link_up":
         ipr.link("set", index=nl.index(ns, name), state="up" if args[2] else "down")
+
+
+def _iptables(nl: netlink.Netlink, rule: Rule, verb: str, marked: bool, op: Op) -> None:
+    words = rule.command(verb, MARK if marked else None).split()
+    argv = ["iptables", "-w", *words[words.index("iptables") + 1 :]]
+    proc = nl.run_in(rule.ns, argv)
+    if proc.returncode == 0:
+        return
+    if verb == "-D" and ("does a matching rule exist" in proc.stderr or "No chain" in proc.stderr):
+        return  # already gone
+    raise KernelError(f"{op.commands[0]}: {proc.stderr.strip() or 'failed'}")
 
 
 def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:

@@ -33,6 +33,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -325,12 +326,14 @@ def _set_up(ifname: str) -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", ifname.encode(), flags | IFF_UP))
 
 
-def enter_network() -> None:
+def enter_network(world: bool = True) -> None:
     """Second step: a new network namespace, "the host", for this thread.
 
     In a single-threaded process that is the whole process; in a Jupyter
     kernel it is the main thread, which runs the cells. Threads and
-    processes started from it afterwards are inside too.
+    processes started from it afterwards are inside too. With ``world``,
+    the outside world (LAN, router, internet; see :mod:`labkit.stages`)
+    is built right away.
 
     Examples
     --------
@@ -350,9 +353,25 @@ def enter_network() -> None:
     os.environ[ENV_MARK] = f"{outer}:{inner}"
     path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     os.environ["PATH"] = ":".join([BIN_DIR, path, "/usr/sbin", "/sbin"])
+    if world:
+        _build_world()
 
 
-def enter() -> None:
+def _build_world() -> None:
+    from labkit.errors import LabkitError
+    from labkit.lab import Lab
+
+    try:
+        Lab().reset()
+    except LabkitError as err:
+        print(
+            f"labkit: the outside world (LAN, router, internet) is incomplete: {err} "
+            "(`labkit doctor` checks the tools)",
+            file=sys.stderr,
+        )
+
+
+def enter(world: bool = True) -> None:
     """Move this (single-threaded) process into a fresh sandbox.
 
     Examples
@@ -363,7 +382,7 @@ def enter() -> None:
     >>> subprocess.run(["ip", "netns", "add", "red"], check=True)  # doctest: +SKIP
     """
     enter_private()
-    enter_network()
+    enter_network(world)
 
 
 def run_in_sandbox(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -383,6 +402,12 @@ def run_in_sandbox(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     >>> run_in_sandbox(netns_list)  # doctest: +SKIP
     'red\\n'
     """
+    if threading.active_count() > 1:
+        raise SandboxError(
+            "run_in_sandbox forks, and this process has threads (a fork would copy "
+            "their locks in whatever state they are): call it from a single-threaded "
+            "process, or run a command in a sandbox with `labkit run -- CMD`"
+        )
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()

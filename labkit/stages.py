@@ -13,6 +13,15 @@ Names and addresses:
 * further namespaces on the bridge are ``ns10``, ``ns11``, ... and their
   number is the last byte of their address (``ns10`` is 192.168.15.10);
 * the host is 192.168.15.5 on the bridge ``v-net-0``.
+
+Every sandbox also has an outside world, the stage ``world`` that every
+other stage starts from (and ``reset`` returns to): the host's uplink
+``eth0`` 192.168.1.2/24 on a LAN with a PC (``lan-pc``, 192.168.1.3) and a
+home router (``router``, 192.168.1.1) that forwards, with its own NAT, to
+a simulated internet (``internet``) whose server answers ping and HTTP at
+203.0.113.8. These are namespaces too, with documentation addresses
+(198.51.100.0/24 between router and internet, 203.0.113.8 for the server),
+and nothing links them to the machine's own network.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from labkit.errors import ConfigError
-from labkit.model import HOST, IfKey, State, simulate
+from labkit.model import FORWARDING, HOST, IfKey, Route, Rule, Service, State, simulate
 
 SUBNET = "192.168.15"
 PREFIX = 24
@@ -30,6 +39,15 @@ BRIDGE = "v-net-0"
 HOST_IP = f"{SUBNET}.5"
 FIRST_EXTRA = 10
 MAX_NAMESPACES = 2 + (254 - FIRST_EXTRA + 1)
+LAN = "192.168.1"
+HOST_LAN_IP = f"{LAN}.2"
+LAN_PC_IP = f"{LAN}.3"
+ROUTER_IP = f"{LAN}.1"
+SERVER_IP = "203.0.113.8"
+WORLD = ("router", "lan-pc", "internet")
+APP_NS = "blue"
+APP_IP = f"{SUBNET}.2"
+WEB_PORT = 80
 EXTRA_RE = re.compile(r"ns(\d+)")
 
 
@@ -67,7 +85,7 @@ class Stage:
 
     Examples
     --------
-    >>> stage = stages(2)[1]
+    >>> stage = stages(2)[2]
     >>> stage.name, [s.name for s in stage.steps]
     ('veth', ['cable', 'address', 'up'])
     """
@@ -82,7 +100,7 @@ class Stage:
 
         Examples
         --------
-        >>> stages(2)[0].commands
+        >>> stages(2)[1].commands
         ['ip netns add red', 'ip netns add blue']
         """
         return [c for step in self.steps for c in step.commands]
@@ -142,7 +160,7 @@ def stages(count: int = 2) -> tuple[Stage, ...]:
     Examples
     --------
     >>> [s.name for s in stages()]
-    ['netns', 'veth', 'bridge', 'host']
+    ['world', 'netns', 'veth', 'bridge', 'host', 'nat', 'internet', 'portforward']
     """
     ns = namespaces(count)
     extra = ns[2:]
@@ -153,7 +171,60 @@ def stages(count: int = 2) -> tuple[Stage, ...]:
             name, title, tuple(Step(name, n, t, tuple(c), note) for n, t, c, note in steps)
         )
 
+    lab = [name for name, _ in ns]
     return (
+        stage(
+            "world",
+            "The outside world: a LAN with a PC, a home router, the internet",
+            (
+                "machines",
+                "The world's machines are namespaces too",
+                ["ip netns add router", "ip netns add lan-pc", "ip netns add internet"],
+                "",
+            ),
+            (
+                "lan",
+                "The LAN: a switch in the router, cables to the host's eth0 and the PC",
+                [
+                    "ip -n router link add br-lan type bridge",
+                    f"ip -n router addr add {ROUTER_IP}/24 dev br-lan",
+                    "ip -n router link set br-lan up",
+                    "ip link add eth0 type veth peer name lan-host",
+                    "ip link set lan-host netns router",
+                    "ip -n router link set lan-host master br-lan",
+                    "ip -n router link set lan-host up",
+                    f"ip addr add {HOST_LAN_IP}/24 dev eth0",
+                    "ip link set eth0 up",
+                    f"ip route add default via {ROUTER_IP}",
+                    "ip -n lan-pc link add eth0 type veth peer name lan-pc",
+                    "ip -n lan-pc link set lan-pc netns router",
+                    "ip -n router link set lan-pc master br-lan",
+                    "ip -n router link set lan-pc up",
+                    f"ip -n lan-pc addr add {LAN_PC_IP}/24 dev eth0",
+                    "ip -n lan-pc link set eth0 up",
+                    f"ip -n lan-pc route add default via {ROUTER_IP}",
+                ],
+                "",
+            ),
+            (
+                "internet",
+                "The router's uplink to the internet, with NAT, and a web server there",
+                [
+                    "ip -n internet link add eth0 type veth peer name wan0",
+                    "ip -n internet link set wan0 netns router",
+                    "ip -n internet addr add 198.51.100.1/24 dev eth0",
+                    f"ip -n internet addr add {SERVER_IP}/24 dev eth0",
+                    "ip -n internet link set eth0 up",
+                    "ip -n router addr add 198.51.100.2/24 dev wan0",
+                    "ip -n router link set wan0 up",
+                    "ip -n router route add default via 198.51.100.1",
+                    f"ip netns exec router sysctl -w {FORWARDING}=1",
+                    "ip netns exec router iptables -t nat -A POSTROUTING -o wan0 -j MASQUERADE",
+                    f"ip netns exec internet python3 -m labkit.webapp --name internet {WEB_PORT} &",
+                ],
+                "",
+            ),
+        ),
         stage(
             "netns",
             "Two network namespaces, red and blue",
@@ -263,10 +334,87 @@ def stages(count: int = 2) -> tuple[Stage, ...]:
                 "",
             ),
         ),
+        stage(
+            "nat",
+            f"The namespaces reach the LAN ({LAN}.0/24) through the host",
+            (
+                "route",
+                "A route to the LAN via the host: no more 'Network is unreachable'",
+                [f"ip netns exec {n} ip route add {LAN}.0/24 via {HOST_IP}" for n in lab],
+                "Packets now leave for the LAN, but no reply comes back yet.",
+            ),
+            (
+                "masquerade",
+                "NAT on the host: packets to the LAN leave with the host's address",
+                [f"iptables -t nat -A POSTROUTING -s {SUBNET}.0/{PREFIX} -j MASQUERADE"],
+                "The tutorial says this is enough. It is not: the host does not "
+                "forward packets between its interfaces yet, so still no reply.",
+            ),
+            (
+                "forward",
+                "Let the host forward packets (the tutorial never says so)",
+                [f"sysctl -w {FORWARDING}=1"],
+                "",
+            ),
+        ),
+        stage(
+            "internet",
+            "The namespaces reach the internet with a default route",
+            (
+                "default",
+                "A default route via the host",
+                [f"ip netns exec {n} ip route add default via {HOST_IP}" for n in lab],
+                f"The server {SERVER_IP} (the tutorial's 8.8.8.8) now answers ping and HTTP.",
+            ),
+        ),
+        stage(
+            "portforward",
+            f"A web app in {APP_NS}, published on the host's port {WEB_PORT}",
+            (
+                "app",
+                f"Start a small web app in {APP_NS} ({APP_IP}), on port {WEB_PORT}",
+                [Service(APP_NS, WEB_PORT).command()],
+                "The tutorial says the app is in red but forwards to 192.168.15.2, which "
+                "is blue; here the app is in blue. Its way back to the LAN is the "
+                "route from the nat stage (the tutorial gives that route to red only).",
+            ),
+            (
+                "dnat",
+                f"Forward the host's port {WEB_PORT} to the app",
+                [
+                    Rule(
+                        HOST,
+                        "nat",
+                        "PREROUTING",
+                        f"-d {HOST_LAN_IP}/32 -p tcp -m tcp --dport {WEB_PORT} "
+                        f"-j DNAT --to-destination {APP_IP}:{WEB_PORT}",
+                    ).command()
+                ],
+                "The tutorial's form, `iptables -t nat -A PREROUTING --dport 80 "
+                "--to-destination 192.168.15.2:80 -j DNAT`, fails: iptables "
+                "answers 'unknown option \"--dport\"' because a port needs a protocol "
+                "(-p tcp). '-d 192.168.1.2' keeps other traffic to port 80 (red "
+                "browsing the internet) from being sent to the app.",
+            ),
+            (
+                "local",
+                "Forward it for the host's own requests too",
+                [
+                    Rule(
+                        HOST,
+                        "nat",
+                        "OUTPUT",
+                        f"-d {HOST_LAN_IP}/32 -p tcp -m tcp --dport {WEB_PORT} "
+                        f"-j DNAT --to-destination {APP_IP}:{WEB_PORT}",
+                    ).command()
+                ],
+                "Packets the host sends itself skip PREROUTING; the OUTPUT chain catches them.",
+            ),
+        ),
     )
 
 
-STAGE_NAMES = tuple(s.name for s in stages(2))
+STAGE_NAMES = tuple(s.name for s in stages(2) if s.name != "world")
 
 
 def find(target: str, count: int = 2) -> tuple[int, int]:
@@ -278,12 +426,16 @@ def find(target: str, count: int = 2) -> tuple[int, int]:
     Examples
     --------
     >>> find("bridge:fix")
-    (2, 4)
+    (3, 4)
     >>> find("veth")
-    (1, 2)
+    (2, 2)
+    >>> find("reset")
+    (0, 2)
     """
     if not isinstance(target, str):
         raise ConfigError(f"a stage is named by a string, not {target!r}")
+    if target == "reset":
+        target = "world"
     name, _, step = target.partition(":")
     all_stages = stages(count)
     for i, stage in enumerate(all_stages):
@@ -305,7 +457,7 @@ def steps_upto(target: str, count: int = 2) -> list[Step]:
 
     Examples
     --------
-    >>> [s.id for s in steps_upto("veth:address")]
+    >>> [s.id for s in steps_upto("veth:address")][-3:]
     ['netns:create', 'veth:cable', 'veth:address']
     """
     i, j = find(target, count)
@@ -344,6 +496,7 @@ class Ownership:
 
     namespaces: frozenset[str]
     ifaces: frozenset[IfKey]
+    routes: frozenset[Route] = frozenset()
 
 
 @lru_cache(maxsize=64)
@@ -358,9 +511,11 @@ def owned(count: int = 2) -> Ownership:
     state = State()
     ns: set[str] = set()
     ifs: set[IfKey] = set()
+    routes: set[Route] = set()
     for stage in stages(count):
         for command in stage.commands:
             state = simulate([command], state)
             ns |= state.namespaces
             ifs |= set(state.ifaces)
-    return Ownership(frozenset(ns - {HOST}), frozenset(ifs))
+            routes |= {r for r in state.routes if r.ns == HOST}
+    return Ownership(frozenset(ns - {HOST}), frozenset(ifs), frozenset(routes))

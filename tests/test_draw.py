@@ -112,8 +112,8 @@ def artist(fig: Figure, gid: str):
 def test_the_graphs_are_what_the_tutorial_builds(graphs):
     assert graphs["veth"].has_edge("if:red/veth-red", "if:blue/veth-blue")
     assert graphs["host"].nodes["if:host/v-net-0"]["addrs"] == ["192.168.15.5/24"]
-    assert len(graphs["bridge20"].graph["namespaces"]) == 21
-    assert len(graphs["host100"].graph["namespaces"]) == 101
+    assert len(graphs["bridge20"].graph["namespaces"]) == 24  # with the world
+    assert len(graphs["host100"].graph["namespaces"]) == 104
 
 
 @pytest.mark.parametrize("name", ["veth", "bridge", "bridge20", "host", "host100"])

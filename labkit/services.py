@@ -1,0 +1,125 @@
+"""Start and stop labkit's web apps in namespaces, and find them in /proc.
+
+A web app is a process ``python3 -m labkit.webapp --name NS PORT`` whose
+network namespace is NS. It is started detached (its parent is the
+sandbox's PID 1, so it ends with the sandbox) and counted as running once
+its socket listens: no sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from labkit import netlink
+from labkit.errors import KernelError
+from labkit.model import HOST, Service
+
+_LISTEN = "0A"
+
+
+def find(svc: Service) -> list[int]:
+    """PIDs of the web apps serving ``svc`` (by namespace and port).
+
+    Examples
+    --------
+    >>> find(Service("nowhere", 1))
+    []
+    """
+    path = "/proc/thread-self/ns/net" if svc.ns == HOST else f"{netlink.NETNS_DIR}/{svc.ns}"
+    try:
+        inode = os.stat(path).st_ino
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = [a for a in f.read().decode(errors="replace").split("\0") if a]
+            if "labkit.webapp" in argv and argv[-1] == str(svc.port):
+                if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def listening(pid: int, port: int) -> bool:
+    """True when process ``pid``'s namespace has a TCP socket listening on ``port``.
+
+    Examples
+    --------
+    >>> listening(os.getpid(), 1)
+    False
+    """
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{name}") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == _LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except (OSError, StopIteration, IndexError, ValueError):
+            continue
+    return False
+
+
+def start(nl: netlink.Netlink, svc: Service, timeout: float = 10.0) -> int:
+    """Start the web app of ``svc`` and wait until it listens; return its PID.
+
+    Runs on the netlink thread (``nl``), which enters the namespace to fork.
+
+    Examples
+    --------
+    >>> nl = netlink.get()  # doctest: +SKIP
+    >>> nl.call(start, nl, Service("blue", 80))  # doctest: +SKIP
+    4242
+    """
+    argv = [sys.executable, "-m", "labkit.webapp", "--name", svc.ns, str(svc.port)]
+    # sh starts the app in the background and exits: the app's parent
+    # becomes the sandbox's PID 1, which reaps it.
+    launcher = ["sh", "-c", 'exec "$@" </dev/null >/dev/null 2>&1 &', "sh", *argv]
+    nl._inside(svc.ns, lambda: subprocess.run(launcher, check=True))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in find(svc):
+            if listening(pid, svc.port):
+                return pid
+        time.sleep(0.01)
+    raise KernelError(
+        f"{svc.command()}: the web app did not start listening within {timeout:.0f} s "
+        f"(is port {svc.port} in use in {svc.ns}?)"
+    )
+
+
+def stop(svc: Service, timeout: float = 5.0) -> None:
+    """Stop every web app of ``svc`` and wait until they are gone.
+
+    Examples
+    --------
+    >>> stop(Service("nowhere", 1))
+    """
+    pids = find(svc)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if os.path.exists(f"/proc/{p}") and _alive(p)]
+        time.sleep(0.005)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False

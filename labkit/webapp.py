@@ -1,0 +1,68 @@
+"""A tiny web app for the labs: it says where it runs and who asked.
+
+``python3 -m labkit.webapp --name blue 80`` answers every GET with status
+200 and one line, for example ``Hello from blue! You came from
+192.168.1.2.``, so a learner (or a test) sees which address the request
+arrived from after NAT. labkit finds these processes through ``/proc``
+(their command line names this module) and stops them when a stage no
+longer has them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def make_handler(name: str) -> type[BaseHTTPRequestHandler]:
+    """A request handler class that greets from ``name``.
+
+    Examples
+    --------
+    >>> make_handler("blue").server_name
+    'blue'
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        server_name = name
+        server_version = "labkit-webapp"
+
+        def _answer(self, body: bool) -> None:
+            text = f"Hello from {name}! You came from {self.client_address[0]}.\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            if body:
+                self.wfile.write(text)
+
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            self._answer(True)
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._answer(False)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed.
+
+    Examples
+    --------
+    >>> main(["--name", "blue", "8080"])  # doctest: +SKIP
+    """
+    parser = argparse.ArgumentParser(prog="python3 -m labkit.webapp", description=__doc__)
+    parser.add_argument("--name", default="labkit")
+    parser.add_argument("port", type=int)
+    args = parser.parse_args(argv)
+    ThreadingHTTPServer.allow_reuse_address = True
+    with ThreadingHTTPServer(("0.0.0.0", args.port), make_handler(args.name)) as server:  # noqa: S104
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
