@@ -276,6 +276,36 @@ def _cmd_ping(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_exec(args: argparse.Namespace) -> int:
+    _require_inside("exec", f"exec {args.node} -- CMD")
+    if args.cmd[:1] == ["--"]:
+        args.cmd = args.cmd[1:]
+    if not args.cmd:
+        args.parser.error("exec needs a command: labkit exec NODE -- CMD [ARG...]")
+    argv = _lab(args)._in(args.node) + args.cmd
+    return _exec(argv)
+
+
+def _cmd_http(args: argparse.Namespace) -> int:
+    _require_inside("http", f"http {args.src} {args.url}")
+    result = _lab(args).http(args.src, args.url, timeout=args.timeout)
+    print(str(result))
+    return 0 if result.ok else 1
+
+
+def _cmd_reach(args: argparse.Namespace) -> int:
+    _require_inside("reach", "reach")
+    print(_lab(args).reachability())
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    _require_inside("publish", f"publish {args.host_port} {args.ns}")
+    for command in _lab(args).publish(args.host_port, args.ns, args.port):
+        _say(args, f"+ {command}")
+    return 0
+
+
 # -- the parser -----------------------------------------------------------------
 
 
@@ -461,6 +491,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-W", "--timeout", type=float, default=1.0, help="seconds to wait for each reply"
     )
+    p = add(
+        "exec",
+        _cmd_exec,
+        "run a command on a machine of the lab (in a sandbox)",
+        "Run CMD on NODE: a lab namespace (red, blue, ...), 'host', or a machine of the "
+        "outside world: 'lan-pc' (192.168.1.3), 'router' (192.168.1.1) or 'internet' "
+        "(the server 203.0.113.8). Exits with CMD's status. Works only inside a sandbox.",
+        _examples(
+            "labkit exec lan-pc -- curl -s http://192.168.1.2/",
+            "labkit exec router -- iptables -t nat -S",
+        ),
+    )
+    p.usage = "labkit exec [-h] [-q] NODE -- CMD [ARG...]"
+    p.add_argument("node", metavar="NODE", help="a namespace, 'host', lan-pc, router, internet")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command and its arguments")
+    p = add(
+        "http",
+        _cmd_http,
+        "HTTP GET from a machine of the lab (in a sandbox)",
+        "GET URL from SRC with curl and print the status and the answer. Exits 0 on a 2xx "
+        "answer, 1 otherwise. Works only inside a sandbox.",
+        _examples("labkit http lan-pc http://192.168.1.2/", "labkit http red http://203.0.113.8/"),
+    )
+    p.add_argument("src", metavar="SRC", help="a namespace, 'host', or a world machine")
+    p.add_argument("url", metavar="URL", help="an http:// URL")
+    p.add_argument("-m", "--timeout", type=float, default=3.0, help="seconds to wait")
+    add(
+        "reach",
+        _cmd_reach,
+        "who reaches whom, by ping (in a sandbox)",
+        "Ping every machine of the lab from every other, all at once, and print the "
+        "table. Works only inside a sandbox.",
+        _examples("labkit reach"),
+    )
+    p = add(
+        "publish",
+        _cmd_publish,
+        "forward a host port to a web app in a namespace (in a sandbox)",
+        "Start labkit's web app in NS (on --port, default 80) and forward the host's "
+        "HOST_PORT to it (DNAT from the LAN, the bridge and the host itself). Needs the "
+        "internet stage. The next `labkit up` removes it. Works only inside a sandbox.",
+        _examples("labkit publish 8080 red", "labkit publish 8081 ns10 --port 8000"),
+    )
+    p.add_argument("host_port", metavar="HOST_PORT", type=int, help="the port on 192.168.1.2")
+    p.add_argument("ns", metavar="NS", help="a lab namespace")
+    p.add_argument("--port", type=int, default=80, help="the app's port in NS (default 80)")
     return parser
 
 

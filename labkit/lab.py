@@ -20,7 +20,7 @@ import networkx as nx
 
 from labkit import netlink, observe, reconcile, sandbox, stages
 from labkit.errors import ConfigError
-from labkit.model import HOST, State
+from labkit.model import HOST, Rule, Service, State
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 IFNAMSIZ = 15
@@ -604,6 +604,72 @@ class Lab:
         for (src, dst), proc in procs.items():
             table[src][dst] = proc.wait() == 0
         return Reachability(table, dict(targets))
+
+    def publish(self, host_port: int, ns: str, port: int = 80) -> list[str]:
+        """Start a web app in ``ns`` and forward the host's ``host_port`` to it.
+
+        Like the ``portforward`` stage, for any namespace on the bridge and
+        any port: DNAT in PREROUTING (from the LAN and the bridge) and in
+        OUTPUT (from the host itself). It needs forwarding and the
+        namespace's way back, so the lab must be at ``internet`` or
+        later. The next ``goto`` removes it. Returns the commands run.
+
+        Examples
+        --------
+        >>> lab = Lab()
+        >>> lab.goto("internet")  # doctest: +SKIP
+        >>> lab.publish(8080, "red")  # doctest: +SKIP
+        ['iptables -t nat -A OUTPUT -d 192.168.1.2/32 -p tcp -m tcp --dport 8080 ...', ...]
+        """
+        sandbox.require()
+        for what, value in (("host port", host_port), ("port", port)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+                raise ConfigError(f"{what} must be a whole number from 1 to 65535, not {value!r}")
+        self._in(ns)
+        if ns == HOST or ns in stages.WORLD:
+            raise ConfigError(f"publish a web app in a lab namespace (red, blue, ...), not {ns!r}")
+        g = observe.observe()
+        back = [r for r in g.nodes[f"ns:{ns}"]["routes"] if r["via"] == stages.HOST_IP]
+        if not g.nodes[f"ns:{HOST}"]["forwarding"] or not back:
+            raise ConfigError(
+                f"publishing needs the host to forward and {ns} to have its way back (a "
+                f"route via {stages.HOST_IP}): go to the internet stage first "
+                "(lab.goto('internet') or `labkit up internet`)"
+            )
+        ips = [
+            a.split("/")[0]
+            for n, d in g.nodes(data=True)
+            if d.get("ns") == ns
+            for a in d.get("addrs", [])
+            if a.startswith(stages.SUBNET + ".")
+        ]
+        if not ips:
+            raise ConfigError(
+                f"namespace {ns!r} has no address on {stages.SUBNET}.0/{stages.PREFIX}"
+            )
+        for rule in g.nodes[f"ns:{HOST}"]["rules"]:
+            if (
+                rule["table"] == "nat"
+                and rule["chain"] == "PREROUTING"
+                and f"--dport {host_port} " in rule["spec"] + " "
+            ):
+                raise ConfigError(
+                    f"the host's port {host_port} is already forwarded ({rule['spec']}): "
+                    "pick another port, or remove that rule with "
+                    f"`iptables -t nat -D PREROUTING {rule['spec']}`"
+                )
+        running = port in g.nodes[f"ns:{ns}"]["services"]
+        spec = (
+            f"-d {stages.HOST_LAN_IP}/32 -p tcp -m tcp --dport {host_port} "
+            f"-j DNAT --to-destination {ips[0]}:{port}"
+        )
+        ops = [] if running else [reconcile._op("service_start", Service(ns, port))]
+        ops += [
+            reconcile._op("rule_add", Rule(HOST, "nat", chain, spec), True)
+            for chain in ("PREROUTING", "OUTPUT")
+        ]
+        reconcile.run(ops)
+        return [c for op in ops for c in op.commands]
 
     def neighbours(self, node: str) -> dict[str, str]:
         """The ARP table of a namespace: address -> MAC (resolved entries only).

@@ -16,6 +16,7 @@ command they stand for.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import signal
 import subprocess
@@ -33,6 +34,18 @@ from labkit.model import HOST
 from labkit.sandbox import NETNS_DIR
 
 _T = TypeVar("_T")
+
+
+class _QuietPendingTasks(logging.Filter):
+    """pyroute2 may leave a finished dump's generator task behind when its
+    socket closes; asyncio then logs "Task was destroyed but it is
+    pending!" at exit. It is harmless here, and it would confuse learners."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Task was destroyed but it is pending" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_QuietPendingTasks())
 _AF_INET = 2
 _MAIN_TABLE = 254
 

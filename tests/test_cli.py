@@ -29,6 +29,10 @@ SUBCOMMANDS = [
     "stages",
     "graph",
     "ping",
+    "exec",
+    "http",
+    "reach",
+    "publish",
 ]
 
 needs_sandbox = pytest.mark.skipif(
@@ -367,3 +371,40 @@ def test_doctor_exits_0_where_a_sandbox_can_start():
     proc = labkit("doctor")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sandbox" in proc.stdout
+
+
+@needs_sandbox
+def test_world_machines_http_reach_and_publish_from_the_shell():
+    script = (
+        "labkit up internet -q && "
+        "labkit exec lan-pc -- ip -br addr && "
+        "labkit http red http://203.0.113.8/ && "
+        "labkit reach && "
+        "labkit publish 8080 red && "
+        "labkit http lan-pc http://192.168.1.2:8080/ && "
+        "labkit exec router -- iptables -t nat -S"
+    )
+    proc = labkit("run", "--", "sh", "-c", script)
+    assert proc.returncode == 0, proc.stderr
+    assert "192.168.1.3/24" in proc.stdout
+    assert "HTTP 200: Hello from internet! You came from 198.51.100.2." in proc.stdout
+    assert "HTTP 200: Hello from red! You came from 192.168.1.3." in proc.stdout
+    assert "-A POSTROUTING -o wan0 -m comment --comment labkit -j MASQUERADE" in proc.stdout
+    table = [line.split() for line in proc.stdout.splitlines() if line.startswith("red ")]
+    assert table and "no" not in table[0]
+
+
+@needs_sandbox
+@pytest.mark.parametrize(
+    "script, message",
+    [
+        ("labkit exec nosuch -- true", "namespace 'nosuch' does not exist"),
+        ("labkit exec red", "exec needs a command"),
+        ("labkit http red ftp://x", "not an http:// URL"),
+        ("labkit up internet -q && labkit publish 99999 red", "from 1 to 65535"),
+    ],
+)
+def test_bad_input_on_the_new_commands(script, message):
+    proc = labkit("run", "--", "sh", "-c", script)
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -175,3 +175,38 @@ def test_reachability_table_from_real_pings():
     lab.goto("host")
     table = lab.reachability().table
     assert table["red"]["blue"] and not table["red"]["internet"]
+
+
+def test_publish_any_port_and_its_bad_inputs():
+    lab = Lab()
+    lab.goto("host")
+    with pytest.raises(ConfigError, match="go to the internet stage first"):
+        lab.publish(8080, "red")
+    lab.goto("internet")
+    before = lab.state()
+    for bad, match in [
+        ((0, "red"), "from 1 to 65535"),
+        ((70000, "red"), "from 1 to 65535"),
+        ((8080, "red", 0), "from 1 to 65535"),
+        ((8080, "green"), "does not exist"),
+        ((8080, "lan-pc"), "lab namespace"),
+        ((8080, "red; reboot"), "not a valid namespace name"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            lab.publish(*bad)
+    assert lab.state() == before  # nothing half-applied
+    lab.publish(8080, "red")
+    reply = lab.http("lan-pc", "http://192.168.1.2:8080/")
+    assert reply.ok and "Hello from red" in reply.body
+    with pytest.raises(ConfigError, match="already forwarded"):
+        lab.publish(8080, "blue")
+    lab.goto("internet")  # goto removes what publish added
+    assert not lab.http("lan-pc", "http://192.168.1.2:8080/", timeout=1).ok
+    assert lab.stage() == "internet"
+
+
+def test_a_stage_asked_for_early_builds_the_path():
+    lab = Lab()
+    lab.goto("portforward")  # from a fresh sandbox
+    assert lab.http("lan-pc", "http://192.168.1.2/").ok
+    assert lab.ping("red", SERVER).ok
