@@ -450,6 +450,24 @@ class Lab:
             return self.reset()
         return self.goto(self.stages[i - 1])
 
+    def check(self, target: str, probe: bool = True) -> Any:
+        """Say in plain words what is right or missing for ``target``.
+
+        Returns a :class:`labkit.checks.Report` (print it). Each problem
+        comes with the command that fixes it; when nothing is missing, real
+        packets confirm it works.
+
+        Examples
+        --------
+        >>> print(Lab().check("veth"))  # doctest: +SKIP
+        Not yet: 1 thing differs from the veth stage.
+          - veth-blue in blue is down.
+            fix: ip -n blue link set veth-blue up
+        """
+        from labkit import checks
+
+        return checks.check(target, self, probe)
+
     # -- checks from real packets -------------------------------------------
 
     def _in(self, node: str) -> list[str]:

@@ -84,7 +84,8 @@ def _op(kind: str, *args: Any) -> Op:
         cmds = [args[0].command()]
     elif kind == "service_stop":
         svc: Service = args[0]
-        cmds = [f"pkill -f 'labkit.webapp --name {svc.ns} {svc.port}'"]
+        # [x]yz: the pattern does not match the shell that runs pkill
+        cmds = [f"pkill -f 'labkit.webapp --name [{svc.ns[0]}]{svc.ns[1:]} {svc.port}'"]
     else:  # pragma: no cover - programming error
         raise ValueError(kind)
     return Op(kind, tuple(args), tuple(cmds))
