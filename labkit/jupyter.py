@@ -73,7 +73,9 @@ def launch(argv: list[str] | None = None) -> None:
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
-    app.initialize(argv)
+    # Pictures inline: lab.draw() returns a Figure made without pyplot,
+    # which IPython shows as a PNG once the inline backend is set up.
+    app.initialize([*(sys.argv[1:] if argv is None else argv), "--matplotlib=inline"])
     if reason is None:
         try:
             sandbox.enter_network()
