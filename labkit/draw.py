@@ -5,32 +5,49 @@
 :func:`save` writes a PNG. Layout is pure and deterministic: a place
 depends on names, never on the order in which the kernel listed things.
 
-The picture follows the course. The host namespace is a large grey box at
-the top centre, with its bridges (switch shapes) inside; ``red`` is always
-on the left and ``blue`` on the right, so both keep their place from stage
-to stage; every other namespace sits in rows below (``ns10``, ``ns11``, ...
-in natural order, other names after them). An interface is a point on its
-namespace's box, on the side facing the other end of its cable; loopback
-interfaces are left out.
+The picture follows the course, drawn as a home network. The host
+namespace is a large grey box in the middle, with its bridges (switch
+shapes) inside. Above it is the outside world every sandbox has (see
+:mod:`labkit.stages`): the home ``router`` with its LAN switch ``br-lan``
+inside, the ``lan-pc`` beside it on the LAN side and the ``internet`` (a
+cloud) on the WAN side. Below the host, ``red`` is always on the left and
+``blue`` on the right; every other namespace sits in rows below (``ns10``,
+``ns11``, ... in natural order, other names after them). Every one of these
+places is fixed, so nothing moves from stage to stage. An interface is a
+point on its namespace's box, on the side facing the other end of its
+cable; loopback interfaces are left out.
 
-How much is written depends on how many lab namespaces there are: up to
-:data:`MEDIUM_ABOVE`, every cable end is labelled with its interface's name
-and addresses; up to :data:`COMPACT_ABOVE`, the boxes are smaller and show
-their addresses inside; above that, boxes are compact and show only their
-(shortened) names.
+How much is written depends on how many lab namespaces there are (the
+world's three do not count): up to :data:`MEDIUM_ABOVE`, every cable end is
+labelled with its interface's name and addresses; up to
+:data:`COMPACT_ABOVE`, the boxes are smaller and show their addresses
+inside; above that, boxes are compact and show only their (shortened)
+names. The world, and the host's cable to it, are always labelled in full.
+
+Small notes inside a box say what a namespace does besides its links:
+``forwarding`` when it forwards IPv4, the labkit web apps listening there
+(``web :80``), its routes through a gateway (``default via 192.168.1.1``)
+and, in the host, its NAT rules with their packet counters (``PREROUTING
+DNAT 192.168.1.2:80 → 192.168.15.2:80 [2 pkts]``); the router's NAT rule
+is a short ``NAT:`` note. A rule labkit did not make (one added by hand)
+starts with ``*``. The host and the world always have notes; lab
+namespaces have them up to :data:`MEDIUM_ABOVE`.
 
 Examples
 --------
 >>> import networkx as nx
 >>> from labkit.draw import draw, layout
->>> g = nx.Graph(namespaces=["host", "red"])
+>>> g = nx.Graph(namespaces=["host", "red", "router"])
 >>> g.add_node("ns:host", kind="netns", name="host")
 >>> g.add_node("ns:red", kind="netns", name="red")
+>>> g.add_node("ns:router", kind="netns", name="router", forwarding=True)
 >>> pos = layout(g)
 >>> pos["ns:red"][0] < pos["ns:host"][0]
 True
+>>> pos["ns:router"][1] > pos["ns:host"][1] > pos["ns:red"][1]
+True
 >>> draw(g)
-<Figure size 800x500 with 1 Axes>
+<Figure size 900x700 with 1 Axes>
 """
 
 from __future__ import annotations
@@ -54,7 +71,7 @@ from labkit.model import HOST
 __all__ = ["COMPACT_ABOVE", "FIGSIZE", "MEDIUM_ABOVE", "draw", "layout", "save"]
 
 #: Default figure size in inches (width, height): the same for every graph.
-FIGSIZE = (8.0, 5.0)
+FIGSIZE = (9.0, 7.0)
 #: Up to this many lab namespaces, every cable end gets its own label.
 MEDIUM_ABOVE = 6
 #: Above this many lab namespaces, boxes are compact and show only their names.
@@ -62,11 +79,23 @@ COMPACT_ABOVE = 24
 
 Point = tuple[float, float]
 
-# The drawing, in data units: x from 0 to _W, y from 0 to _H.
+# The drawing, in data units: x from 0 to _W; the lab below y = _H, the world above.
 _W, _H = 16.0, 10.0
-_HOST_BOX = (8.0, 8.0, 6.0, 3.2)  # centre x, centre y, width, height
+_HOST_BOX = (8.0, 8.0, 7.6, 3.6)  # centre x, centre y, width, height
 _FIXED = {"red": (2.3, 3.6), "blue": (_W - 2.3, 3.6)}
 _FIXED_SIZE = (3.2, 1.6)
+# The outside world (labkit.stages.WORLD), above the host: the router right
+# above it, the PC on the LAN side (left), the internet on the WAN side (right).
+_WORLD_Y = 12.3
+_WORLD = {
+    "router": (8.0, _WORLD_Y, 4.4, 2.6),
+    "lan-pc": (1.9, _WORLD_Y, 2.8, 1.6),
+    "internet": (14.3, _WORLD_Y, 3.2, 1.9),
+}
+_CLOUD = "internet"
+# Namespaces whose name is written at the top left of their box, notes below
+# it, and how far below their centre their bridges are (a fraction of the height).
+_TITLED = {HOST: 0.27, "router": 0.2}
 # The other namespaces fill rows in this rectangle (x0, x1, top, bottom):
 # up to _ONE_ROW of them in one centred row, more in a grid.
 _ROWS = (0.2, _W - 0.2, 2.4, -0.9)
@@ -74,13 +103,25 @@ _ONE_ROW = 5
 # The grids, by how many namespaces there are: (columns, rows). Within one
 # grid a namespace's place depends only on its rank among them.
 _GRIDS = [(7, 3), (10, 4), (12, 5), (14, 7), (16, 8)]
+# The drawing always reaches down to red and blue, so that the host and the
+# world keep their place in the picture too.
+_FLOOR = _FIXED["red"][1] - _FIXED_SIZE[1] / 2 - 0.4
+# At most this many routes and NAT rules are noted in one box.
+_MAX_ROUTES = 3
+_MAX_RULES = 4
 
 _DOWN_OPER = {"DOWN", "LOWERLAYERDOWN", "NOTPRESENT", "DORMANT"}
 _INK = "#263238"
+_NOTE = "#37474f"
 _CABLE = "#37474f"
 _PORT = "#607d8b"
 _HOST_FACE, _HOST_EDGE = "#eceff1", "#78909c"
 _OTHER_FACE, _OTHER_EDGE = "#f1efe2", "#7d7a5c"
+_WORLD_STYLE = {  # face, edge
+    "router": ("#fff6e0", "#b07d12"),
+    "lan-pc": ("#eef2e8", "#6f8a5e"),
+    "internet": ("#e3f0fb", "#3f86c4"),
+}
 _BRIDGE_FACE, _BRIDGE_LIGHT = "#263238", "#80cbc4"
 _DASH = (0, (3.5, 2.5))
 _PPU = 34.0  # points per data unit in a default figure: font sizes are meant for it
@@ -208,10 +249,118 @@ def _is_up(d: dict[str, Any]) -> bool:
 
 def _density(names: list[str]) -> str:
     """``"full"``, ``"medium"`` or ``"compact"``, from the number of lab namespaces."""
-    n = sum(1 for name in names if name != HOST)
+    n = sum(1 for name in names if name != HOST and name not in _WORLD)
     if n > COMPACT_ABOVE:
         return "compact"
     return "medium" if n > MEDIUM_ABOVE else "full"
+
+
+# -- notes -----------------------------------------------------------------------
+
+
+def _counter(packets: Any) -> str:
+    n = int(packets or 0)
+    return f"[{n} pkt]" if n == 1 else f"[{n} pkts]"
+
+
+def _rule_text(rule: dict[str, Any], short: bool = False) -> str:
+    """A firewall rule in a few words: chain, target, matches, counter.
+
+    ``-m`` module names are dropped, ``/32`` is left out of addresses, a
+    DNAT by destination and port reads ``ADDR:PORT → TO``, and a rule that
+    labkit did not make starts with ``*``. ``short`` writes ``NAT:``
+    instead of the chain (for the router).
+
+    Examples
+    --------
+    >>> spec = "-d 192.168.1.2/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.2:80"
+    >>> _rule_text({"chain": "PREROUTING", "spec": spec, "marked": True, "packets": 2})
+    'PREROUTING DNAT 192.168.1.2:80 → 10.0.0.2:80 [2 pkts]'
+    >>> _rule_text({"chain": "POSTROUTING", "spec": "-o wan0 -j MASQUERADE", "marked": False,
+    ...             "packets": 1}, short=True)
+    '* NAT: MASQUERADE -o wan0 [1 pkt]'
+    """
+    words = str(rule.get("spec", "")).split()
+    target, to, matches, rest = "", "", [], []
+    opts: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word, value = words[i], words[i + 1] if i + 1 < len(words) else ""
+        if target:  # the target's own options
+            if word.startswith("--to") and value:
+                to, i = value, i + 2
+            else:
+                rest.append(word)
+                i += 1
+        elif word in ("-j", "-g") and value:
+            target, i = value, i + 2
+        elif word == "-m" and value:
+            i += 2
+        elif word.startswith("-") and value and not value.startswith("-"):
+            opts[word] = value.removesuffix("/32")
+            matches += [word, opts[word]]
+            i += 2
+        else:
+            matches.append(word)
+            i += 1
+    if (
+        target == "DNAT"
+        and "--dport" in opts
+        and "!" not in matches
+        and set(opts)
+        <= {
+            "-d",
+            "-p",
+            "--dport",
+        }
+    ):
+        where = f"{opts.get('-d', '')}:{opts['--dport']}"
+        if opts.get("-p", "tcp") != "tcp":
+            where = f"{opts['-p']} {where}"
+        body = [where]
+    else:
+        body = matches
+    if to:
+        body += ["\u2192", to]
+    head = "NAT:" if short else str(rule.get("chain", ""))
+    text = " ".join([head, target or "-", *body, *rest, _counter(rule.get("packets"))])
+    return text if rule.get("marked", True) else "* " + text
+
+
+def _notes(d: dict[str, Any], short_rules: bool) -> tuple[list[str], list[str], bool]:
+    """The notes of a namespace node: general ones, firewall rules, and
+    whether a rule made by hand is among them.
+
+    The general notes are the web apps, ``forwarding`` and the routes
+    through a gateway (the default one first). The rules are the NAT rules
+    (see :func:`_rule_text`) and the number of rules in other tables.
+    """
+    lines: list[str] = []
+    ports = sorted({int(p) for p in d.get("services") or []})
+    if ports:
+        lines.append("web " + " ".join(f":{p}" for p in ports))
+    if d.get("forwarding"):
+        lines.append("forwarding")
+    routes = sorted(
+        (r for r in d.get("routes") or [] if r.get("via")),
+        key=lambda r: (r.get("dst") != "default", _natural(str(r.get("dst"))), str(r["via"])),
+    )
+    lines += [f"{r.get('dst')} via {r['via']}" for r in routes[:_MAX_ROUTES]]
+    if len(routes) > _MAX_ROUTES:
+        lines.append(f"+ {len(routes) - _MAX_ROUTES} more routes")
+    rules = list(d.get("rules") or [])
+    nat = [r for r in rules if r.get("table") == "nat"]
+    shown = nat if len(nat) <= _MAX_RULES else nat[: _MAX_RULES - 1]
+    notes = [_rule_text(r, short_rules) for r in shown]
+    if len(shown) < len(nat):
+        notes.append(f"+ {len(nat) - len(shown)} more NAT rules")
+    others: dict[str, int] = {}
+    for r in rules:
+        if r.get("table") != "nat":
+            others[str(r.get("table"))] = others.get(str(r.get("table")), 0) + 1
+    notes += [f"+ {n} {table} rule{'s' if n > 1 else ''}" for table, n in sorted(others.items())]
+    by_hand = any(not r.get("marked", True) for r in rules if r in shown or r not in nat)
+    return lines, notes, by_hand
 
 
 # -- layout ----------------------------------------------------------------------
@@ -234,9 +383,11 @@ def _boxes(names: list[str]) -> dict[str, _Box]:
     for name in names:
         if name == HOST:
             boxes[name] = _Box(*_HOST_BOX)
+        elif name in _WORLD:
+            boxes[name] = _Box(*_WORLD[name])
         elif name in _FIXED:
             boxes[name] = _Box(*_FIXED[name], *_FIXED_SIZE)
-    others = [n for n in names if n != HOST and n not in _FIXED]
+    others = [n for n in names if n not in boxes]
     cols, rows = _grid(len(others))
     x0, x1, top, bottom = _ROWS
     cell_w = min((x1 - x0) / cols, 3.2)
@@ -276,7 +427,7 @@ def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, Point]]:
     ifaces = _ifaces(graph)
     names = _namespaces(graph, ifaces)
     boxes = _boxes(names)
-    gap = {"full": 0.6, "medium": 0.3, "compact": 0.06}[_density(names)]
+    lab_gap = {"full": 0.6, "medium": 0.3, "compact": 0.06}[_density(names)]
     pos: dict[str, Point] = {f"ns:{n}": (b.x, b.y) for n, b in boxes.items()}
 
     by_ns: dict[str, list[str]] = {}
@@ -291,9 +442,10 @@ def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, Point]]:
         box = boxes[ns]
         nodes = sorted(by_ns[ns], key=_natural)
         bridges = [n for n in nodes if ifaces[n].get("type") == "bridge"]
+        drop = _TITLED.get(ns, 0.12)
         for i, node in enumerate(bridges):  # inside the box, side by side
             x = box.x - box.w / 2 + box.w * (i + 1) / (len(bridges) + 1)
-            pos[node] = (x, box.y - 0.12 * box.h)
+            pos[node] = (x, round(box.y - drop * box.h, 6))
         wanted: list[tuple[float, str]] = []
         for node in nodes:
             if node in bridges:
@@ -307,11 +459,13 @@ def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, Point]]:
             wanted.append((box.toward(tx, ty), node))
         if not wanted:
             continue
-        # Cut the perimeter open opposite the interfaces' mean direction.
-        turns = [2 * math.pi * s / box.perimeter for s, _ in wanted]
-        mean = math.atan2(sum(map(math.sin, turns)), sum(map(math.cos, turns)))
-        cut = (mean / (2 * math.pi) + 0.5) * box.perimeter
+        # Cut the perimeter open in the middle of the widest stretch with no interface.
+        at = sorted(s for s, _ in wanted)
+        gaps = [(b - a, a) for a, b in zip(at, [*at[1:], at[0] + box.perimeter], strict=True)]
+        widest, start = max(gaps, key=lambda g: g[0])  # the first of equals
+        cut = start + widest / 2
         rel = sorted(((s - cut) % box.perimeter, _natural(node), node) for s, node in wanted)
+        gap = 0.6 if ns in _WORLD else lab_gap
         spread = _spread([r[0] for r in rel], gap, box.perimeter)
         for s, (_, _, node) in zip(spread, rel, strict=True):
             x, y = box.point(s + cut)
@@ -322,14 +476,17 @@ def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, Point]]:
 def layout(graph: nx.Graph) -> dict[str, Point]:
     """Place every node that :func:`draw` draws, from names alone.
 
-    Namespaces get the centre of their box: the host at the top centre,
-    ``red`` on the left, ``blue`` on the right, every other namespace in
-    rows below (``ns10``, ``ns11``, ... in natural order, then other names
-    in natural order). Interfaces get a point on their namespace's box, on
-    the side facing the other end of their veth cable; interfaces without a
-    cable to another namespace sit on the bottom side (the top side in the
-    host). Bridges sit inside their box. Loopback interfaces are left out.
-    The result is deterministic and the graph is not changed.
+    Namespaces get the centre of their box: the host in the middle; the
+    outside world above it (``router`` right above, ``lan-pc`` on its left,
+    ``internet`` on its right); ``red`` below on the left, ``blue`` below on
+    the right, every other namespace in rows further below (``ns10``,
+    ``ns11``, ... in natural order, then other names in natural order).
+    These places never depend on what else the graph holds. Interfaces get
+    a point on their namespace's box, on the side facing the other end of
+    their veth cable; interfaces without a cable to another namespace sit
+    on the bottom side (the top side in the host). Bridges sit inside their
+    box. Loopback interfaces are left out. The result is deterministic and
+    the graph is not changed.
 
     Parameters
     ----------
@@ -340,7 +497,8 @@ def layout(graph: nx.Graph) -> dict[str, Point]:
     Returns
     -------
     dict of str to (float, float)
-        Node id to ``(x, y)`` in data units (x from 0 to 16, y up to 10).
+        Node id to ``(x, y)`` in data units (x from 0 to 16; the lab below
+        y = 10, the world above).
 
     Examples
     --------
@@ -357,11 +515,38 @@ def layout(graph: nx.Graph) -> dict[str, Point]:
     ((2.3, 3.6), (13.7, 3.6))
     >>> pos["if:red/veth-red"]  # on the right side of red's box, facing blue
     (3.9, 3.6)
+    >>> g.add_node("ns:router", kind="netns", name="router")
+    >>> layout(g)["ns:router"]  # the world is above, wherever the lab is
+    (8.0, 12.3)
     """
     return _place(graph)[1]
 
 
 # -- drawing ---------------------------------------------------------------------
+
+
+def _cloud(box: _Box) -> Path:
+    """A cloud around ``box``: bumps on an ellipse, one dent at the middle of
+    the left side (where the cable to the router arrives)."""
+    n = 10
+    a, b = box.w / 2, box.h / 2 - 0.2
+    dents = [
+        (
+            box.x + a * math.cos(math.pi + 2 * math.pi * k / n),
+            box.y + b * math.sin(math.pi + 2 * math.pi * k / n),
+        )
+        for k in range(n)
+    ]
+    verts: list[Point] = [dents[0]]
+    codes = [Path.MOVETO]
+    for k in range(n):
+        (x0, y0), (x1, y1) = dents[k], dents[(k + 1) % n]
+        chord = math.hypot(x1 - x0, y1 - y0)
+        bump = (0.36, 0.46, 0.4, 0.5, 0.38)[k % 5] * chord * 4 / 3
+        ox, oy = (y1 - y0) / chord, -(x1 - x0) / chord  # outward: the dents go counter-clockwise
+        verts += [(x0 + ox * bump, y0 + oy * bump), (x1 + ox * bump, y1 + oy * bump), (x1, y1)]
+        codes += [Path.CURVE4] * 3
+    return Path(verts, codes)
 
 
 class _Painter:
@@ -388,6 +573,17 @@ class _Painter:
         self.boxes = {n: b.moved(*self.pos[f"ns:{n}"]) for n, b in boxes.items()}
         self.ppu = _PPU  # points per data unit, known once the limits are set
         self.k = 1.0  # how much text and marks shrink in a small Axes
+        self.notes: dict[str, list[str]] = {}  # general notes, and rules but the host's
+        self.rules: list[str] = []  # the host's rules, in a panel of their own
+        self.by_hand = False
+        for name in self.names:
+            if name in _TITLED or name in _WORLD or self.density == "full":
+                d = dict(graph.nodes.get(f"ns:{name}", {}))
+                lines, rules, by_hand = _notes(d, short_rules=name != HOST)
+                self.notes[name] = lines if name == HOST else lines + rules
+                if name == HOST:
+                    self.rules = rules
+                self.by_hand |= by_hand
 
     def _merge(
         self, boxes: dict[str, _Box], auto: dict[str, Point], given: dict[str, Any]
@@ -407,8 +603,12 @@ class _Painter:
 
     # -- sizes
 
-    def size(self, full: float, medium: float, compact: float) -> float:
-        return {"full": full, "medium": medium, "compact": compact}[self.density]
+    def dens(self, ns: str | None) -> str:
+        """The density a namespace is drawn with: the world's is always full."""
+        return "full" if ns in _WORLD else self.density
+
+    def size(self, full: float, medium: float, compact: float, ns: str | None = None) -> float:
+        return {"full": full, "medium": medium, "compact": compact}[self.dens(ns)]
 
     def pt(self, size: float) -> float:
         """A font or marker size, in points, shrunk with a small Axes."""
@@ -419,31 +619,42 @@ class _Painter:
         fontsize, smallest = self.pt(fontsize), self.pt(smallest)
         room = width * self.ppu / 0.62  # in font sizes x characters
         size = min(fontsize, max(smallest, room / max(len(text), 1)))
-        keep = max(2, int(room / size))
+        keep = max(2, int(room / size + 1e-6))
         if len(text) > keep:
             text = text[: keep - 1] + "\u2026"
         return text, size
 
+    def fit_lines(
+        self, lines: list[str], width: float, fontsize: float, smallest: float
+    ) -> tuple[list[str], float]:
+        """:meth:`fit` for several lines: one size for all, long lines shortened."""
+        _, size = self.fit(max(lines, key=len), width, fontsize, smallest)
+        keep = max(2, int(width * self.ppu / 0.62 / size + 1e-6))
+        return [t if len(t) <= keep else t[: keep - 1] + "\u2026" for t in lines], size
+
     def set_view(self, title: str | None) -> None:
         ax = self.ax
-        bottoms = [b.y - b.h / 2 for b in self.boxes.values()] + [p[1] for p in self.pos.values()]
-        tops = [b.y + b.h / 2 for b in self.boxes.values()] + [p[1] for p in self.pos.values()]
-        lefts = [b.x - b.w / 2 for b in self.boxes.values()] + [p[0] for p in self.pos.values()]
-        rights = [b.x + b.w / 2 for b in self.boxes.values()] + [p[0] for p in self.pos.values()]
-        margin = self.size(0.4, 0.3, 0.15)
-        if self.density == "full":  # room for the labels under a box's bottom side
-            for node, d in self.ifaces.items():
-                x, y = self.pos[node]
-                box = self.boxes[_iface_ns(node, d)]
-                if d.get("type") != "bridge" and box.normal(x, y) == (0.0, -1.0):
-                    margin = max(margin, 0.25 + 0.27 * len(self._lines(d)))
-        y0 = min(bottoms) - margin
-        y1 = max([_H, *tops]) + 0.15
-        x0 = min([0.0, *lefts]) - 0.1
-        x1 = max([_W, *rights]) + 0.1
+        boxes = list(self.boxes.values())
+        points = list(self.pos.values())
+        if _CLOUD in self.boxes:
+            ext = _cloud(self.boxes[_CLOUD]).get_extents()
+            points += [(ext.x0, ext.y0), (ext.x1, ext.y1)]
+        y0 = min([b.y - b.h / 2 for b in boxes] + [p[1] for p in points])
+        y0 -= self.size(0.4, 0.3, 0.15)
+        for node, d in self.ifaces.items():  # room for the labels under a box's bottom side
+            x, y = self.pos[node]
+            ns = _iface_ns(node, d)
+            labelled = self.dens(ns) == "full"
+            if labelled and d.get("type") != "bridge" and self.boxes[ns].normal(x, y) == (0, -1):
+                y0 = min(y0, y - 0.25 - 0.27 * len(self._lines(d)))
+        y0 = min(y0, _FLOOR)
+        y1 = max([_H] + [b.y + b.h / 2 for b in boxes] + [p[1] for p in points]) + 0.15
+        x0 = min([0.0] + [b.x - b.w / 2 for b in boxes] + [p[0] for p in points]) - 0.1
+        x1 = max([_W] + [b.x + b.w / 2 for b in boxes] + [p[0] for p in points]) + 0.1
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal", adjustable="box")
+        ax.set_anchor("N")
         ax.set_axis_off()
         if title:
             ax.set_title(title, fontsize=11, color=_INK)
@@ -463,42 +674,60 @@ class _Painter:
                 addrs.setdefault(_iface_ns(node, d), []).extend(d.get("addrs") or [])
         for name in self.names:
             box = self.boxes[name]
-            host = name == HOST
-            face, edge = (_HOST_FACE, _HOST_EDGE) if host else _colours(name)
-            pad = min(box.w, box.h) * 0.1
-            self.ax.add_patch(
-                FancyBboxPatch(
-                    (box.x - box.w / 2 + pad, box.y - box.h / 2 + pad),
-                    box.w - 2 * pad,
-                    box.h - 2 * pad,
-                    gid=f"ns:{name}",
-                    boxstyle=f"round,pad={pad}",
-                    facecolor=face,
-                    edgecolor=edge,
-                    linewidth=1.8 if host else self.size(1.4, 1.1, 0.6),
-                    zorder=1 if host else 3,
+            face, edge = _colours(name)
+            behind = name in _TITLED or name in _WORLD or name in has_bridge
+            if name == _CLOUD:
+                self.ax.add_patch(
+                    PathPatch(
+                        _cloud(box),
+                        facecolor=face,
+                        edgecolor=edge,
+                        linewidth=1.6,
+                        zorder=1,
+                        gid=f"ns:{name}",
+                    )
                 )
-            )
-            if host:
-                self.ax.text(
-                    box.x - box.w / 2 + 0.2,
-                    box.y + box.h / 2 - 0.15,
-                    "host",
-                    ha="left",
-                    va="top",
-                    fontsize=self.pt(11),
-                    fontweight="bold",
-                    color="#546e7a",
-                    zorder=5,
+            else:
+                pad = min(box.w, box.h) * 0.1
+                self.ax.add_patch(
+                    FancyBboxPatch(
+                        (box.x - box.w / 2 + pad, box.y - box.h / 2 + pad),
+                        box.w - 2 * pad,
+                        box.h - 2 * pad,
+                        gid=f"ns:{name}",
+                        boxstyle=f"round,pad={pad}",
+                        facecolor=face,
+                        edgecolor=edge,
+                        linewidth=1.8 if behind else self.size(1.4, 1.1, 0.6, name),
+                        zorder=1 if behind else 3,
+                    )
                 )
+            if name in _TITLED:
+                self._titled(name, box, edge)
                 continue
-            size = 11.0 if name in _FIXED else self.size(11.0, 8.0, 5.5)
-            text, size = self.fit(name, box.w * 0.9, size, self.size(8.0, 6.0, 4.0))
-            below = self.density == "medium" and self.show_addresses and addrs.get(name)
-            y = box.y + (0.22 * box.h if below or name in has_bridge else 0.0)
+            size = 11.0 if name in _FIXED or name in _WORLD else self.size(11.0, 8.0, 5.5)
+            smallest = self.size(8.0, 6.0, 4.0, name)
+            text, size = self.fit(name, box.w * (0.7 if name == _CLOUD else 0.9), size, smallest)
+            lines, small = self.notes.get(name, []), 6.5
+            if name in has_bridge:
+                lines = []
+            elif not lines and self.density == "medium" and self.show_addresses:
+                lines, small = addrs.get(name, [])[:2], 5.5
+            if lines:
+                width = box.w * (0.75 if name == _CLOUD else 0.94)
+                fitted, small = self.fit_lines(lines, width, small, 4.0)
+                if fitted != lines and len(lines) <= 2 and "/" in lines[0]:
+                    # addresses too wide for the box: their host part only
+                    fitted = ["." + a.split("/")[0].rsplit(".", 1)[-1] for a in lines]
+                lines = fitted
+            name_h = 1.3 * size / self.ppu
+            line_h = 1.35 * small / self.ppu
+            top = box.y + (name_h + line_h * len(lines)) / 2
+            if name in has_bridge:
+                top = box.y + 0.22 * box.h + name_h / 2
             self.ax.text(
                 box.x,
-                y,
+                top - name_h / 2,
                 text,
                 ha="center",
                 va="center",
@@ -507,37 +736,82 @@ class _Painter:
                 color=edge,
                 zorder=5,
             )
-            if below:
-                lines = addrs[name][:2]
-                small, size = self.fit(max(lines, key=len), box.w * 0.95, 5.5, 4.0)
-                if small != max(lines, key=len):  # too narrow: the host part only
-                    lines = ["." + a.split("/")[0].rsplit(".", 1)[-1] for a in lines]
+            if lines:
                 self.ax.text(
                     box.x,
-                    box.y - 0.18 * box.h,
+                    top - name_h,
                     "\n".join(lines),
                     ha="center",
-                    va="center",
-                    fontsize=size,
-                    color=_INK,
+                    va="top",
+                    fontsize=small,
+                    color=_NOTE,
                     zorder=5,
-                    linespacing=1.0,
+                    linespacing=1.15,
                 )
 
+    def _titled(self, name: str, box: _Box, edge: str) -> None:
+        """The name at the top left of a large box, its notes below it, and
+        the host's firewall rules below them, on a panel."""
+        left, top = box.x - box.w / 2, box.y + box.h / 2
+        colour = "#546e7a" if name == HOST else edge
+        self.ax.text(
+            left + 0.2,
+            top - 0.15,
+            name,
+            ha="left",
+            va="top",
+            fontsize=self.pt(11),
+            fontweight="bold",
+            color=colour,
+            zorder=5,
+        )
+        y = top - 0.15 - 1.45 * self.pt(11) / self.ppu
+        for lines, size, panel in [(self.notes.get(name, []), 7.0, False), (self.rules, 6.8, True)]:
+            if not lines or (panel and name != HOST):
+                continue
+            x = left + (0.4 if panel else 0.25)
+            lines, size = self.fit_lines(lines, left + box.w - 0.3 - x, size, 4.5)
+            text = self.ax.text(
+                x,
+                y - (0.08 if panel else 0.0),
+                "\n".join(lines),
+                ha="left",
+                va="top",
+                fontsize=size,
+                color=_NOTE,
+                zorder=5,
+                linespacing=1.25,
+            )
+            if panel:
+                text.set_bbox(
+                    {
+                        "boxstyle": "round,pad=0.35",
+                        "fc": "white",
+                        "ec": edge,
+                        "lw": 0.6,
+                        "alpha": 0.8,
+                    }
+                )
+            y -= len(lines) * 1.25 * 1.17 * size / self.ppu + 0.06
+
     # -- cables
+
+    def _ns(self, node: str) -> str:
+        return _iface_ns(node, self.ifaces[node])
 
     def cables(self) -> None:
         for u, v in self.veths:
             up = _is_up(self.ifaces[u]) and _is_up(self.ifaces[v])
+            nu, nv = self._ns(u), self._ns(v)
+            ns = nu if nu in _WORLD else nv
             style = {
                 "color": _CABLE,
-                "lw": self.size(1.8, 1.2, 0.55),
+                "lw": self.size(1.8, 1.2, 0.55, ns),
                 "ls": "-" if up else _DASH,
                 "zorder": 2,
-                "alpha": 1.0 if self.density != "compact" else 0.6,
+                "alpha": 1.0 if self.dens(ns) != "compact" else 0.6,
             }
             (x1, y1), (x2, y2) = self.pos[u], self.pos[v]
-            nu, nv = _iface_ns(u, self.ifaces[u]), _iface_ns(v, self.ifaces[v])
             if nu == nv:  # both ends in one namespace: a loop outside its box
                 self._loop(self.boxes[nu], (x1, y1), (x2, y2), style, f"veth:{u}|{v}")
                 continue
@@ -546,14 +820,15 @@ class _Painter:
             port, bridge = (u, v) if self.ifaces[v].get("type") == "bridge" else (v, u)
             up = _is_up(self.ifaces[port]) and _is_up(self.ifaces[bridge])
             (x1, y1), (x2, y2) = self.pos[port], self.pos[bridge]
+            ns = self._ns(port)
             self.ax.plot(
                 [x1, x2],
                 [y1, y2],
                 color=_PORT,
-                lw=self.size(1.2, 0.8, 0.35),
+                lw=self.size(1.2, 0.8, 0.35, ns),
                 ls="-" if up else _DASH,
                 zorder=1.5,
-                alpha=1.0 if self.density != "compact" else 0.6,
+                alpha=1.0 if self.dens(ns) != "compact" else 0.6,
                 gid=f"port:{port}|{bridge}",
             )
 
@@ -584,30 +859,33 @@ class _Painter:
             ends.setdefault(v, []).append(u)
         for node in sorted(self.ifaces, key=_natural):
             d = self.ifaces[node]
+            ns = self._ns(node)
             if d.get("type") == "bridge":
-                self._bridge(node, d, self.pos[node])
+                self._bridge(node, d, self.pos[node], ns)
                 continue
+            far = ends.get(node, [None])[0]
+            far_ns = self._ns(far) if far else None
+            # the world, and the host's end of the cable to it, are always in full
+            world = ns if ns in _WORLD else far_ns
             x, y = self.pos[node]
             up = _is_up(d)
             self.ax.plot(
                 x,
                 y,
                 marker="o",
-                ms=self.pt(self.size(6.5, 4.5, 2.4)),
+                ms=self.pt(self.size(6.5, 4.5, 2.4, world)),
                 mfc=_CABLE if up else "white",
                 mec=_CABLE,
-                mew=self.size(1.2, 0.9, 0.5),
+                mew=self.size(1.2, 0.9, 0.5, world),
                 ls="",
                 zorder=8,
                 gid=node,
             )
-            if self.density != "full":
+            if self.dens(world) != "full":
                 continue
-            ns = _iface_ns(node, d)
-            far = ends.get(node, [None])[0]
             if far is None:
                 self._end_label(self.boxes[ns], (x, y), None, d)
-            elif ns == HOST and _iface_ns(far, self.ifaces[far]) != HOST:
+            elif ns == HOST and far_ns != HOST and far_ns not in _WORLD:
                 self._along_label((x, y), far, d)
             else:
                 self._end_label(self.boxes[ns], (x, y), self.pos[far], d)
@@ -629,7 +907,10 @@ class _Painter:
             ha = "right" if cx > 0.05 * abs(cy) else "left"
             return ha, va, ((-0.12 if ha == "right" else 0.12), 0.1 * ny_)
         ha = "left" if nx_ > 0 else "right"  # left or right side: above or below the cable
-        va = "top" if cy > 0.05 * abs(cx) else "bottom"
+        if abs(cy) <= 0.05 * abs(cx):  # a level cable: its two ends' labels on either side
+            va = "bottom" if nx_ > 0 else "top"
+        else:
+            va = "top" if cy > 0 else "bottom"
         return ha, va, (0.14 * nx_, (-0.1 if va == "top" else 0.1))
 
     def _end_label(self, box: _Box, p: Point, other: Point | None, d: dict[str, Any]) -> None:
@@ -678,10 +959,10 @@ class _Painter:
             linespacing=1.1,
         )
 
-    def _bridge(self, node: str, d: dict[str, Any], p: Point) -> None:
+    def _bridge(self, node: str, d: dict[str, Any], p: Point, ns: str) -> None:
         x, y = p
         up = _is_up(d)
-        bw, bh = self.size(1.7, 1.5, 1.3), self.size(0.5, 0.45, 0.4)
+        bw, bh = self.size(1.7, 1.5, 1.3, ns), self.size(0.5, 0.45, 0.4, ns)
         self.ax.add_patch(
             FancyBboxPatch(
                 (x - bw / 2, y - bh / 2),
@@ -720,6 +1001,7 @@ class _Painter:
         )
         lines = self._lines(d)[1:]
         if lines:
+            face, _ = _colours(ns)
             self.ax.text(
                 x,
                 y - bh / 2 - 0.1,
@@ -730,7 +1012,7 @@ class _Painter:
                 color=_INK,
                 zorder=7,
                 linespacing=1.1,
-                bbox={"boxstyle": "round,pad=0.15", "fc": _HOST_FACE, "ec": "none", "alpha": 0.85},
+                bbox={"boxstyle": "round,pad=0.15", "fc": face, "ec": "none", "alpha": 0.85},
             )
 
     def legend(self) -> None:
@@ -743,9 +1025,15 @@ class _Painter:
             Line2D([], [], mfc="white", label="interface down", **mark),
             Line2D([], [], ls="", marker="s", ms=self.pt(7), color=_BRIDGE_FACE, label="bridge"),
         ]
+        if self.by_hand:
+            handles.append(Line2D([], [], ls="", label="* rule made by hand"))
+        where: dict[str, Any] = {"loc": "upper left"}
+        if HOST in self.boxes:  # on the left of the host, where nothing else goes
+            host = self.boxes[HOST]
+            where["bbox_to_anchor"] = (self.ax.get_xlim()[0] + 0.1, host.y + host.h / 2)
+            where["bbox_transform"] = self.ax.transData
         self.ax.legend(
             handles=handles,
-            loc="upper left",
             fontsize=self.pt(6.5),
             frameon=True,
             framealpha=0.9,
@@ -753,6 +1041,7 @@ class _Painter:
             borderpad=0.6,
             handlelength=2.4,
             labelspacing=0.45,
+            **where,
         )
 
 
@@ -765,7 +1054,11 @@ def _root_figure(ax: Axes) -> Figure:
 
 
 def _colours(name: str) -> tuple[str, str]:
-    """Face and edge colour of a lab namespace's box; a colour's name tints it."""
+    """Face and edge colour of a namespace's box; a colour's name tints it."""
+    if name == HOST:
+        return _HOST_FACE, _HOST_EDGE
+    if name in _WORLD_STYLE:
+        return _WORLD_STYLE[name]
     key = name.lower()
     if key in mcolors.CSS4_COLORS and key not in {"white", "snow", "ivory"}:
         r, g, b = mcolors.to_rgb(key)
@@ -786,16 +1079,20 @@ def draw(
 ) -> Figure:
     """Draw the sandbox: namespaces, bridges, veth cables and addresses.
 
-    Namespaces are rounded boxes (the host a larger grey one), bridges are
-    switch shapes inside their box, veth cables are lines between two
-    interface points (solid when both ends are up, dashed otherwise) and
-    bridge ports are thinner lines to their bridge. Interface names and
-    IPv4 addresses label the cable ends; with more than
-    :data:`MEDIUM_ABOVE` lab namespaces the boxes show their addresses
-    instead, and with more than :data:`COMPACT_ABOVE` only their names.
-    Loopback interfaces are left out. The figure is made without pyplot:
-    nothing pops up, and a new figure always has the same size and a
-    single Axes.
+    Namespaces are rounded boxes (the host a larger grey one, the internet
+    a cloud), bridges are switch shapes inside their box, veth cables are
+    lines between two interface points (solid when both ends are up,
+    dashed otherwise) and bridge ports are thinner lines to their bridge.
+    The outside world is drawn above the host, the lab below it (see
+    :func:`layout`). Interface names and IPv4 addresses label the cable
+    ends; with more than :data:`MEDIUM_ABOVE` lab namespaces the lab's
+    boxes show their addresses instead, and with more than
+    :data:`COMPACT_ABOVE` only their names (the world is always labelled
+    in full). Notes inside the boxes tell forwarding, web apps, routes
+    through a gateway and the host's NAT rules with their packet counters
+    (a rule made by hand, not by labkit, starts with ``*``). Loopback
+    interfaces are left out. The figure is made without pyplot: nothing
+    pops up, and a new figure always has the same size and a single Axes.
 
     Parameters
     ----------
@@ -828,11 +1125,16 @@ def draw(
     >>> g.add_node("if:red/eth0", kind="iface", ns="red", name="eth0", type="other",
     ...            up=False, oper="DOWN", addrs=["10.0.0.1/24"], master=None)
     >>> g.add_edge("ns:red", "if:red/eth0", kind="in")
+    >>> g.add_node("ns:host", kind="netns", name="host", forwarding=True, rules=[
+    ...     {"table": "nat", "chain": "POSTROUTING", "spec": "-s 10.0.0.0/24 -j MASQUERADE",
+    ...      "marked": True, "packets": 4, "bytes": 336}])
     >>> fig = draw(g, title="an interface in red")
     >>> fig
-    <Figure size 800x500 with 1 Axes>
+    <Figure size 900x700 with 1 Axes>
     >>> any("10.0.0.1/24" in t.get_text() for t in fig.axes[0].texts)
     True
+    >>> [t.get_text() for t in fig.axes[0].texts if "MASQUERADE" in t.get_text()]
+    ['POSTROUTING MASQUERADE -s 10.0.0.0/24 [4 pkts]']
     """
     if ax is None:
         fig = Figure(figsize=FIGSIZE)
@@ -855,7 +1157,7 @@ def save(graph: nx.Graph, path: str | PathLike[str]) -> None:
     graph : networkx.Graph
         A graph from :func:`labkit.observe.to_graph`.
     path : str or os.PathLike
-        The file to write (150 dpi: 1200 x 750 pixels).
+        The file to write (150 dpi: 1350 x 1050 pixels).
 
     Examples
     --------

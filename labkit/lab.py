@@ -332,7 +332,7 @@ class Lab:
         Examples
         --------
         >>> Lab().draw()  # doctest: +SKIP
-        <Figure size 800x500 with 1 Axes>
+        <Figure size 900x700 with 1 Axes>
         """
         from labkit import draw
 

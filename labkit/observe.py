@@ -19,7 +19,9 @@ Nodes are strings:
   labkit web apps listening there);
 * ``"if:NS/NAME"``: an interface, with ``kind="iface"``, ``ns``, ``name``,
   ``type`` (veth, bridge, loopback, ...), ``mac``, ``up`` (admin state),
-  ``oper`` (kernel's operstate), ``addrs`` (IPv4 CIDRs) and ``master``.
+  ``oper`` (UP, LOWERLAYERDOWN or DOWN, from the flags: immediate),
+  ``operstate`` (the kernel's, which may lag), ``addrs`` (IPv4 CIDRs) and
+  ``master``.
 
 Edges carry ``kind``: ``"in"`` (namespace to its interface), ``"veth"``
 (the two ends of a cable) and ``"port"`` (bridge port to its bridge).
@@ -44,6 +46,7 @@ TABLES = ("nat", "filter")
 RULE_NAMESPACES = ("router",)
 
 _IFF_UP = 0x1
+_IFF_LOWER_UP = 0x10000
 _PROTO = {2: "kernel", 3: "boot", 4: "static"}
 _NUD = {
     0x01: "INCOMPLETE",
@@ -101,6 +104,19 @@ class Snapshot:
         return None
 
 
+def _oper(flags: int) -> str:
+    """UP, LOWERLAYERDOWN (up, no carrier) or DOWN, from interface flags.
+
+    Examples
+    --------
+    >>> _oper(0x1 | 0x10000), _oper(0x1), _oper(0)
+    ('UP', 'LOWERLAYERDOWN', 'DOWN')
+    """
+    if not flags & _IFF_UP:
+        return "DOWN"
+    return "UP" if flags & _IFF_LOWER_UP else "LOWERLAYERDOWN"
+
+
 def _plain(ns: str, raw: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
     links = []
     for m in raw["links"]:
@@ -114,7 +130,10 @@ def _plain(ns: str, raw: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]
                 "peer_nsid": m.get("link_netnsid"),
                 "master": m.get("master"),
                 "up": bool(m["flags"] & _IFF_UP),
-                "oper": m.get("operstate") or "UNKNOWN",
+                # From the flags, which change at once; the kernel's
+                # operstate can lag a carrier change by up to a second.
+                "oper": _oper(m["flags"]),
+                "operstate": m.get("operstate") or "UNKNOWN",
                 "mac": m.get("address") or "",
             }
         )
@@ -366,6 +385,7 @@ def to_graph(snap: Snapshot) -> nx.Graph:
                 mac=link["mac"],
                 up=link["up"],
                 oper=link["oper"],
+                operstate=link["operstate"],
                 addrs=sorted(addrs.get(link["index"], [])),
                 master=names.get(link["master"]) if link["master"] else None,
             )

@@ -1,12 +1,15 @@
 """Drawing: a deterministic layout, and figures that show what the kernel has.
 
-The graphs come from the real kernel, each built in a fresh sandbox with
-the tutorial's own ``ip`` commands; one test uses a hand-made graph only.
+The graphs come from the real kernel, each built in a fresh sandbox (which
+always has the outside world: router, lan-pc, internet) with the
+tutorial's own ``ip`` commands, or with :class:`labkit.Lab` for the later
+stages; the tests at the end use hand-made graphs only.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 
 import networkx as nx
@@ -17,7 +20,8 @@ from matplotlib.image import imread
 from labkit.draw import COMPACT_ABOVE, FIGSIZE, draw, layout, save
 from labkit.sandbox import run_in_sandbox
 
-FIGURE_REPR = "<Figure size 800x500 with 1 Axes>"
+FIGURE_REPR = "<Figure size 900x700 with 1 Axes>"
+WORLD = ["ns:router", "ns:lan-pc", "ns:internet"]
 
 
 # -- graphs from the kernel (these functions run inside a sandbox) -----------------
@@ -71,6 +75,20 @@ def build(stage: str, count: int = 2) -> nx.Graph:
     return observe()
 
 
+def build_stage(stage: str) -> nx.Graph:
+    """A stage built by labkit, with some traffic through the NAT rules."""
+    from labkit import Lab
+    from labkit.observe import observe
+
+    lab = Lab(namespaces=2)
+    if stage != "reset":
+        lab.goto(stage)
+    if stage == "portforward":
+        lab.http("lan-pc", "http://192.168.1.2/")  # through the host's DNAT
+        lab.ping("red", "203.0.113.8", count=1)  # through both MASQUERADEs
+    return observe()
+
+
 def build_with_blue_down() -> nx.Graph:
     from labkit.observe import observe
 
@@ -82,11 +100,13 @@ def build_with_blue_down() -> nx.Graph:
 @pytest.fixture(scope="module")
 def graphs() -> dict[str, nx.Graph]:
     return {
+        "reset": run_in_sandbox(build_stage, "reset"),
         "veth": run_in_sandbox(build, "veth"),
         "bridge": run_in_sandbox(build, "bridge", 2),
         "bridge20": run_in_sandbox(build, "bridge", 20),
         "host": run_in_sandbox(build, "host", 2),
         "host100": run_in_sandbox(build, "host", 100),
+        "portforward": run_in_sandbox(build_stage, "portforward"),
     }
 
 
@@ -114,9 +134,18 @@ def test_the_graphs_are_what_the_tutorial_builds(graphs):
     assert graphs["host"].nodes["if:host/v-net-0"]["addrs"] == ["192.168.15.5/24"]
     assert len(graphs["bridge20"].graph["namespaces"]) == 24  # with the world
     assert len(graphs["host100"].graph["namespaces"]) == 104
+    assert set(graphs["reset"].graph["namespaces"]) == {"host", "router", "lan-pc", "internet"}
+    rules = graphs["portforward"].nodes["ns:host"]["rules"]
+    assert {(r["chain"], r["spec"].split()[-2]) for r in rules} >= {
+        ("PREROUTING", "--to-destination"),
+        ("POSTROUTING", "-j"),
+    }
 
 
-@pytest.mark.parametrize("name", ["veth", "bridge", "bridge20", "host", "host100"])
+ALL = ["reset", "veth", "bridge", "bridge20", "host", "host100", "portforward"]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_layout_is_deterministic_and_ignores_insertion_order(graphs, name):
     g = graphs[name]
     first = layout(g)
@@ -131,15 +160,31 @@ def test_layout_is_deterministic_and_ignores_insertion_order(graphs, name):
 
 
 def test_red_blue_and_host_keep_their_place_from_stage_to_stage(graphs):
-    places = [layout(graphs[name]) for name in ["veth", "bridge", "host", "bridge20", "host100"]]
-    for node in ["ns:red", "ns:blue", "ns:host"]:
+    names = ["veth", "bridge", "host", "portforward", "bridge20", "host100"]
+    places = [layout(graphs[name]) for name in names]
+    for node in ["ns:red", "ns:blue", "ns:host", *WORLD]:
         assert {p[node] for p in places} == {places[0][node]}
+    assert layout(graphs["reset"])["ns:host"] == places[0]["ns:host"]
     pos = places[0]
     assert pos["ns:red"][0] < pos["ns:host"][0] < pos["ns:blue"][0]
     assert pos["ns:host"][1] > pos["ns:red"][1] == pos["ns:blue"][1]
 
 
-@pytest.mark.parametrize("name", ["veth", "bridge", "bridge20", "host", "host100"])
+@pytest.mark.parametrize("name", ["reset", "veth", "host", "portforward", "host100"])
+def test_the_world_is_above_the_host(graphs, name):
+    pos = layout(graphs[name])
+    host = pos["ns:host"]
+    for node in WORLD:
+        assert pos[node][1] > host[1], node
+    for node in ["if:router/br-lan", "if:router/lan-host", "if:router/wan0", "if:internet/eth0"]:
+        assert pos[node][1] > host[1], node
+    assert pos["ns:lan-pc"][0] < pos["ns:router"][0] < pos["ns:internet"][0]
+    # the cable to the router leaves the host's top side, straight up
+    assert pos["if:host/eth0"][0] == pos["if:router/lan-host"][0] == host[0]
+    assert pos["if:host/eth0"][1] < pos["if:router/lan-host"][1]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_every_namespace_and_interface_but_loopback_has_a_place(graphs, name):
     g = graphs[name]
     pos = layout(g)
@@ -173,6 +218,46 @@ def test_other_namespaces_go_below_in_natural_order(graphs):
 # -- draw --------------------------------------------------------------------------
 
 
+def test_the_world_is_drawn_with_addresses_at_the_cable_ends(graphs):
+    fig = draw(graphs["reset"])
+    assert repr(fig) == FIGURE_REPR
+    words = texts(fig)
+    assert {"router", "lan-pc", "internet", "br-lan", "lan-host", "wan0", "eth0"} <= words
+    assert {"192.168.1.1/24", "192.168.1.2/24", "192.168.1.3/24", "198.51.100.2/24"} <= words
+    assert {"198.51.100.1/24", "203.0.113.8/24"} <= words
+    assert {"forwarding", "default via 198.51.100.1", "web :80"} <= words  # router, internet
+    assert "NAT: MASQUERADE -o wan0 [0 pkts]" in words
+    assert "default via 192.168.1.1" in words  # the host and lan-pc
+    artist(fig, "veth:if:host/eth0|if:router/lan-host")
+    artist(fig, "port:if:router/lan-pc|if:router/br-lan")
+    artist(fig, "ns:internet")  # the cloud
+
+
+def test_the_portforward_stage_shows_nat_rules_with_their_counters(graphs):
+    fig = draw(graphs["portforward"])
+    assert repr(fig) == FIGURE_REPR
+    words = texts(fig)
+    assert {"192.168.1.2/24", "192.168.15.5/24", "192.168.15.2/24"} <= words
+    assert any("203.0.113.8" in w for w in words)
+    dnat = [w for w in words if w.startswith("PREROUTING DNAT")]
+    assert len(dnat) == 1
+    assert re.fullmatch(
+        r"PREROUTING DNAT 192\.168\.1\.2:80 → 192\.168\.15\.2:80 \[[1-9]\d* pkts?\]", dnat[0]
+    )
+    assert any(re.fullmatch(r"OUTPUT DNAT .* \[\d+ pkts?\]", w) for w in words)
+    assert any(
+        re.fullmatch(r"POSTROUTING MASQUERADE -s 192\.168\.15\.0/24 \[[1-9]\d* pkts?\]", w)
+        for w in words
+    )
+    assert {
+        "forwarding",
+        "web :80",
+        "default via 192.168.15.5",
+        "192.168.1.0/24 via 192.168.15.5",
+    } <= words
+    assert not any(w.startswith("*") for w in words)  # every rule is labkit's
+
+
 @pytest.mark.parametrize("name", SMALL)
 def test_small_graphs_show_names_and_addresses(graphs, name):
     fig = draw(graphs[name])
@@ -203,6 +288,7 @@ def test_twenty_namespaces_show_every_name_and_address(graphs):
     words = texts(fig)
     assert {"red", "blue", "ns10", "ns27", "20 namespaces"} <= words
     assert {"192.168.15.1/24", "192.168.15.27/24"} <= words
+    assert {"192.168.1.2/24", "lan-host", "198.51.100.2/24"} <= words  # the world: in full
 
 
 def test_a_hundred_namespaces_save_as_a_png(graphs, tmp_path):
@@ -213,6 +299,7 @@ def test_a_hundred_namespaces_save_as_a_png(graphs, tmp_path):
     words = texts(fig)
     assert {"red", "blue", "ns10", "ns107", "v-net-0"} <= words
     assert "veth-ns50" not in words  # compact: no per-interface labels
+    assert {"eth0", "192.168.1.2/24", "203.0.113.8/24", "default via 192.168.1.1"} <= words
     path = tmp_path / "hundred.png"
     save(g, path)
     with open(path, "rb") as f:
@@ -266,7 +353,8 @@ def test_hand_made_graph_without_a_kernel():
     assert (nx.to_dict_of_dicts(g), dict(g.nodes(data=True))) == before  # pure
     assert "if:red/lo" not in pos
     assert {"ns:ghost", "if:ghost/eth0", "if:router/orphan", "if:blue/in-a"} <= set(pos)
-    assert pos["ns:router"][1] < pos["ns:red"][1]  # another name: in the rows below
+    assert pos["ns:router"][1] > pos["ns:red"][1]  # a name of the world: above
+    assert pos["ns:ghost"][1] < pos["ns:red"][1]  # another name: in the rows below
     assert pos["if:blue/in-a"] != pos["if:blue/in-b"]
 
     fig = draw(g, show_macs=True, title="by hand")
@@ -300,3 +388,51 @@ def test_draw_into_a_given_axes_and_move_a_namespace():
     dot = artist(fig, "if:red/veth-red")
     x, y = auto["if:red/veth-red"]
     assert (dot.get_xdata()[0], dot.get_ydata()[0]) == pytest.approx((x + 1.0, y - 0.5))
+
+
+def rule(chain: str, spec: str, packets: int = 0, marked: bool = True) -> dict:
+    return {
+        "table": "nat",
+        "chain": chain,
+        "spec": spec,
+        "marked": marked,
+        "packets": packets,
+        "bytes": 60 * packets,
+    }
+
+
+def test_notes_rules_made_by_hand_and_many_namespaces():
+    g = nx.Graph(namespaces=["host", "red", "router"])
+    dnat = "-d 192.168.1.2/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.0.0.1:53"
+    host_rules = [
+        rule("PREROUTING", dnat, packets=1),
+        rule("POSTROUTING", "-o eth0 -j MASQUERADE", packets=12, marked=False),
+        {**rule("INPUT", "-p tcp -j ACCEPT"), "table": "filter"},
+    ]
+    routes = [{"dst": "10.9.0.0/16", "via": "10.0.0.9"}, {"dst": "default", "via": "10.0.0.1"}]
+    g.add_node("ns:host", kind="netns", name="host", forwarding=True, rules=host_rules)
+    g.add_node("ns:red", kind="netns", name="red", routes=routes, services=[8080, 80])
+    g.add_node("ns:router", kind="netns", name="router", rules=[rule("POSTROUTING", "-j SNAT")])
+    words = texts(draw(g))
+    assert {"PREROUTING DNAT udp 192.168.1.2:53 → 10.0.0.1:53 [1 pkt]"} <= words
+    assert {"* POSTROUTING MASQUERADE -o eth0 [12 pkts]", "+ 1 filter rule"} <= words
+    assert {"NAT: SNAT [0 pkts]", "forwarding"} <= words
+    assert {"web :80 :8080", "default via 10.0.0.1", "10.9.0.0/16 via 10.0.0.9"} <= words
+    legend = [t.get_text() for t in draw(g).axes[0].get_legend().get_texts()]
+    assert "* rule made by hand" in legend
+
+    many = [rule("POSTROUTING", f"-s 10.{i}.0.0/16 -j MASQUERADE") for i in range(9)]
+    g.nodes["ns:host"]["rules"] = many
+    words = texts(draw(g))
+    assert "POSTROUTING MASQUERADE -s 10.2.0.0/16 [0 pkts]" in words
+    assert "POSTROUTING MASQUERADE -s 10.3.0.0/16 [0 pkts]" not in words
+    assert "+ 6 more NAT rules" in words
+    assert "* rule made by hand" not in [
+        t.get_text() for t in draw(g).axes[0].get_legend().get_texts()
+    ]
+
+    for i in range(10, 10 + COMPACT_ABOVE):  # many lab namespaces: no notes in theirs
+        g.add_node(f"ns:ns{i}", kind="netns", name=f"ns{i}", routes=routes)
+    words = texts(draw(g))
+    assert "default via 10.0.0.1" not in words and "web :80 :8080" not in words
+    assert {"forwarding", "+ 6 more NAT rules", "NAT: SNAT [0 pkts]"} <= words

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Redraw the "where this notebook is going" pictures, one per stage, each
+# from a real build in a fresh sandbox.  Run from the repository root:
+#   bash notebooks/img/make.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LABKIT=${LABKIT:-.venv/bin/labkit}
+for stage in reset netns veth bridge host nat internet portforward; do
+  "$LABKIT" run -- sh -c "labkit up $stage -q && labkit graph -q -o notebooks/img/$stage.png"
+done
+"$LABKIT" run -- sh -c "labkit up bridge -n 8 -q && labkit graph -q -o notebooks/img/bridge-8.png"
+echo "pictures in notebooks/img/"
