@@ -33,7 +33,7 @@ import sys
 import tempfile
 
 from labkit import sandbox
-from labkit.errors import SandboxError
+from labkit.errors import LabkitError, SandboxError
 
 KERNEL_NAME = "labkit"
 DISPLAY_NAME = "labkit (sandboxed Python 3)"
@@ -85,7 +85,16 @@ def launch(argv: list[str] | None = None) -> None:
         os.environ["LABKIT_NO_SANDBOX"] = reason
         _refuse_tools(reason)
         print(f"labkit: {reason}", file=sys.__stderr__, flush=True)
+    if app.shell is not None:
+        app.shell.set_custom_exc((LabkitError,), _show_labkit_error)
     app.start()
+
+
+def _show_labkit_error(
+    shell: object, etype: type, value: BaseException, tb: object, **kw: object
+) -> None:
+    """Show labkit's own errors as one plain paragraph: they say what to do."""
+    print(f"{etype.__name__}: {value}", file=sys.stderr)
 
 
 def kernelspec(python: str | None = None) -> dict:

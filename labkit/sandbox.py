@@ -42,6 +42,8 @@ from labkit import _libc
 from labkit.errors import SandboxError
 
 ENV_MARK = "LABKIT_SANDBOX"
+#: set to any value to act as if no sandbox could start (to see the message)
+DISABLE = "LABKIT_DISABLE_SANDBOX"
 NETNS_DIR = "/run/netns"
 BIN_DIR = "/run/labkit/bin"
 
@@ -72,6 +74,9 @@ HOW_TO_FIX = (
     "CAP_NET_ADMIN and an unconfined seccomp profile). "
     "`labkit doctor` checks all of this."
 )
+
+
+_DISABLED = f"A labkit sandbox cannot start here: {DISABLE} is set. Unset it to use labkit."
 
 
 def _netns_inode(path: str = "/proc/self/ns/net") -> int:
@@ -112,6 +117,9 @@ def require() -> None:
     >>> require()  # doctest: +SKIP
     """
     if not inside():
+        why = os.environ.get("LABKIT_NO_SANDBOX")  # set by a kernel that could not start one
+        if why:
+            raise SandboxError(why)
         raise SandboxError(
             "labkit changes the network only inside its sandbox, and this "
             "process is not in one. Use the 'labkit' Jupyter kernel, or start "
@@ -148,6 +156,8 @@ def why_not() -> str | None:
     >>> why_not() is None or isinstance(why_not(), str)
     True
     """
+    if os.environ.get(DISABLE):
+        return _DISABLED
     flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWNET | _libc.CLONE_NEWPID
     if os.geteuid() != 0:
         flags |= _libc.CLONE_NEWUSER
@@ -292,6 +302,8 @@ def enter_private() -> None:
     >>> from labkit.sandbox import enter_private
     >>> enter_private()  # doctest: +SKIP
     """
+    if os.environ.get(DISABLE):
+        raise SandboxError(_DISABLED)
     uid, gid = os.geteuid(), os.getegid()
     flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWPID
     if uid != 0:

@@ -210,3 +210,22 @@ def test_draw_shows_a_picture_without_matplotlib_inline():
             timeout=TIMEOUT,
         )
     assert any("image/png" in data for data in shown)
+
+
+def test_without_a_sandbox_the_kernel_explains_without_a_traceback(monkeypatch):
+    monkeypatch.setenv("LABKIT_DISABLE_SANDBOX", "1")
+    with fresh_kernel() as (_, kc):
+        shown: list[str] = []
+
+        def keep(msg: dict) -> None:
+            content = msg["content"]
+            shown.append(content.get("text", "") + "".join(content.get("traceback", [])))
+
+        kc.execute_interactive(
+            "import labkit\nlabkit.Lab().goto('veth')", output_hook=keep, timeout=TIMEOUT
+        )
+        kc.execute_interactive("!sudo ip netns add red", output_hook=keep, timeout=TIMEOUT)
+    text = "".join(shown)
+    assert "SandboxError: A labkit sandbox cannot start here" in text
+    assert "ip: not run: this kernel has no sandbox" in text or "sudo: not run" in text
+    assert "Traceback" not in text
