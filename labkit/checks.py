@@ -195,8 +195,8 @@ def check(target: str, lab: Any = None, probe: bool = True) -> Report:
         return report
     for kind, src, dst, sentence in _probes(target):
         if kind == "ping":
-            result = lab.ping(src, dst, count=1)
-            ok = result.ok
+            result = lab.ping(src, dst, count=2)  # the first may wait on ARP
+            ok = result.received > 0
         else:
             ok = lab.http(src, dst).ok
         (report.confirmed if ok else report.failed).append(

@@ -262,6 +262,18 @@ class Lab:
         return stages.count_from(self._netns())
 
     @property
+    def namespaces(self) -> list[str]:
+        """The lab's namespaces that exist now (red, blue, ns10, ...), not the world's.
+
+        Examples
+        --------
+        >>> Lab().namespaces  # doctest: +SKIP
+        ['red', 'blue']
+        """
+        present = set(self._netns())
+        return [name for name, _ in stages.namespaces(self.count) if name in present]
+
+    @property
     def stages(self) -> list[str]:
         """The stage names, in the tutorial's order.
 
@@ -703,7 +715,7 @@ class Lab:
         return {
             n["ip"]: n["mac"]
             for n in g.nodes[f"ns:{node}"]["neigh"]
-            if n["mac"] and n["state"] not in ("FAILED", "INCOMPLETE")
+            if n["mac"] and n["state"] not in ("FAILED", "INCOMPLETE", "NOARP")
         }
 
     def routes(self, node: str) -> list[dict[str, Any]]:

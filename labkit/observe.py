@@ -385,7 +385,7 @@ def to_graph(snap: Snapshot) -> nx.Graph:
                 mac=link["mac"],
                 up=link["up"],
                 oper=link["oper"],
-                operstate=link["operstate"],
+                operstate=link.get("operstate", link["oper"]),
                 addrs=sorted(addrs.get(link["index"], [])),
                 master=names.get(link["master"]) if link["master"] else None,
             )

@@ -219,6 +219,14 @@ def _private_run() -> None:
     for name, text in (("sudo", _SUDO_SHIM), ("labkit", labkit_cmd)):
         _write(os.path.join(BIN_DIR, name), text)
         os.chmod(os.path.join(BIN_DIR, name), 0o755)
+    # No DNS in the sandbox: name lookups fail at once instead of waiting
+    # for the machine's name server, which the sandbox cannot reach.
+    resolv = os.path.join(os.path.dirname(BIN_DIR), "resolv.conf")
+    _write(resolv, "# labkit sandbox: no name server here\nnameserver 127.0.0.1\n")
+    try:
+        _libc.mount(resolv, "/etc/resolv.conf", None, _libc.MS_BIND)
+    except OSError:
+        pass
 
 
 def _exit_like(status: int) -> None:
@@ -358,9 +366,22 @@ def enter_network(world: bool = True) -> None:
     except OSError as err:
         raise SandboxError(f"A labkit sandbox cannot start here: {err}. {HOW_TO_FIX}") from None
     _set_up("lo")
+    try:
+        # /sys/class/net of the sandbox's host, not of the machine
+        _libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    except OSError:
+        pass
     # A new namespace may copy the machine's forwarding setting; the
     # course starts from a host that does not forward.
     _write("/proc/sys/net/ipv4/ip_forward", "0")
+    # Where br_netfilter is loaded (Docker hosts), bridged frames would pass
+    # the host's iptables, so NAT rules would rewrite traffic between two
+    # namespaces on the bridge. A plain Linux host does not do that.
+    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
+        try:
+            _write(f"/proc/sys/net/bridge/{name}", "0")
+        except OSError:
+            pass
     inner = _netns_inode("/proc/thread-self/ns/net")
     os.environ[ENV_MARK] = f"{outer}:{inner}"
     path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")

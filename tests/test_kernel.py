@@ -145,7 +145,7 @@ def test_a_cell_builds_the_lab_and_the_machine_never_sees_it(kernel):
 
     drawn = kernel.run("%matplotlib inline\nlab.draw()")
     assert has_png(drawn)
-    assert "<Figure size 800x500 with 1 Axes>" in text_of(drawn)
+    assert "with 1 Axes>" in text_of(drawn)
 
     inside = text_of(kernel.run("!ip netns list"))
     assert "blue" in inside.split() and "red" in inside.split()
