@@ -30,13 +30,12 @@ Edges carry ``kind``: ``"in"`` (namespace to its interface), ``"veth"``
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
-from labkit import netlink
+from labkit import netlink, services
 from labkit.errors import ConfigError
 from labkit.model import FORWARDING, HOST, MARK, Iface, Route, Rule, Service, State
 
@@ -204,36 +203,6 @@ def parse_rules(text: str, table: str) -> list[dict[str, Any]]:
     return rules
 
 
-def _services(namespaces: list[str]) -> list[dict[str, Any]]:
-    """labkit web apps running, by network namespace (read from /proc)."""
-    inodes = {}
-    for ns in namespaces:
-        try:
-            inodes[os.stat(_path(ns)).st_ino] = ns
-        except OSError:
-            continue
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().decode(errors="replace").split("\0")
-            if "labkit.webapp" not in argv:
-                continue
-            ns = inodes.get(os.stat(f"/proc/{entry}/ns/net").st_ino)
-        except OSError:
-            continue
-        argv = [a for a in argv if a]
-        if ns is not None and argv[-1].isdigit():
-            found.append({"ns": ns, "port": int(argv[-1]), "pid": int(entry)})
-    return sorted(found, key=lambda x: (x["ns"], x["port"], x["pid"]))
-
-
-def _path(ns: str) -> str:
-    return "/proc/thread-self/ns/net" if ns == HOST else f"{netlink.NETNS_DIR}/{ns}"
-
-
 def _collect(nl: netlink.Netlink) -> Snapshot:
     snap = Snapshot()
     for ns in [HOST, *nl.netns_list()]:
@@ -254,7 +223,7 @@ def _collect(nl: netlink.Netlink) -> Snapshot:
             if proc.returncode == 0:
                 rules += parse_rules(proc.stdout, table)
         snap.rules[ns] = rules
-    snap.services = _services(list(snap.links))
+    snap.services = services.running(list(snap.links))
     _pair_veths(nl, snap)
     return snap
 

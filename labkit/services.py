@@ -21,6 +21,44 @@ from labkit.model import HOST, Service
 _LISTEN = "0A"
 
 
+def running(namespaces: list[str]) -> list[dict[str, int | str]]:
+    """The web apps running in these namespaces: ns, port and pid of each.
+
+    One pass over /proc: a web app is a process whose command line names
+    ``labkit.webapp`` and ends with its port.
+
+    Examples
+    --------
+    >>> running(["nowhere"])
+    []
+    """
+    inodes = {}
+    for ns in namespaces:
+        try:
+            inodes[os.stat(_netns_path(ns)).st_ino] = ns
+        except OSError:
+            continue
+    found: list[dict[str, int | str]] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = [a for a in f.read().decode(errors="replace").split("\0") if a]
+            if "labkit.webapp" not in argv or not argv[-1].isdigit():
+                continue
+            ns = inodes.get(os.stat(f"/proc/{entry}/ns/net").st_ino)
+        except OSError:
+            continue
+        if ns is not None:
+            found.append({"ns": ns, "port": int(argv[-1]), "pid": int(entry)})
+    return sorted(found, key=lambda x: (x["ns"], x["port"], x["pid"]))
+
+
+def _netns_path(ns: str) -> str:
+    return "/proc/thread-self/ns/net" if ns == HOST else f"{netlink.NETNS_DIR}/{ns}"
+
+
 def find(svc: Service) -> list[int]:
     """PIDs of the web apps serving ``svc`` (by namespace and port).
 
@@ -29,24 +67,7 @@ def find(svc: Service) -> list[int]:
     >>> find(Service("nowhere", 1))
     []
     """
-    path = "/proc/thread-self/ns/net" if svc.ns == HOST else f"{netlink.NETNS_DIR}/{svc.ns}"
-    try:
-        inode = os.stat(path).st_ino
-    except OSError:
-        return []
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = [a for a in f.read().decode(errors="replace").split("\0") if a]
-            if "labkit.webapp" in argv and argv[-1] == str(svc.port):
-                if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
-                    pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
+    return [int(x["pid"]) for x in running([svc.ns]) if x["port"] == svc.port]
 
 
 def listening(pid: int, port: int) -> bool:
