@@ -11,6 +11,8 @@ Who does what:
 * :mod:`labkit.reconcile` works out and makes the changes between the two,
   through :mod:`labkit.netlink` (every pyroute2 call, on one thread);
 * :mod:`labkit.lab` ties them together as :class:`Lab`;
+* :mod:`labkit.live` redraws the graph with what changed marked, and
+  :mod:`labkit.panel` is a control panel of notebook widgets (:class:`Panel`);
 * :mod:`labkit.cli`, :mod:`labkit.doctor` and :mod:`labkit.jupyter` are
   the command line, the machine check and the Jupyter kernel.
 
@@ -33,6 +35,7 @@ __all__ = [
     "KernelError",
     "Lab",
     "LabkitError",
+    "Panel",
     "PingResult",
     "Plan",
     "SandboxError",
@@ -47,4 +50,8 @@ def __getattr__(name: str) -> Any:
         from labkit import lab
 
         return getattr(lab, name)
+    if name == "Panel":
+        from labkit.panel import Panel
+
+        return Panel
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")

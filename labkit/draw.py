@@ -63,7 +63,7 @@ from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyBboxPatch, PathPatch
+from matplotlib.patches import Circle, FancyBboxPatch, PathPatch
 from matplotlib.path import Path
 
 from labkit.model import HOST
@@ -124,6 +124,8 @@ _WORLD_STYLE = {  # face, edge
 }
 _BRIDGE_FACE, _BRIDGE_LIGHT = "#263238", "#80cbc4"
 _DASH = (0, (3.5, 2.5))
+# What changed since the last picture (see labkit.live): added, removed, changed.
+_ADDED, _REMOVED, _CHANGED = "#2e7d32", "#c62828", "#ef6c00"
 _PPU = 34.0  # points per data unit in a default figure: font sizes are meant for it
 
 
@@ -327,7 +329,9 @@ def _rule_text(rule: dict[str, Any], short: bool = False) -> str:
     return text if rule.get("marked", True) else "* " + text
 
 
-def _notes(d: dict[str, Any], short_rules: bool) -> tuple[list[str], list[str], bool]:
+def _notes(
+    d: dict[str, Any], short_rules: bool, show_routes: bool = True
+) -> tuple[list[str], list[str], bool]:
     """The notes of a namespace node: general ones, firewall rules, and
     whether a rule made by hand is among them.
 
@@ -342,7 +346,7 @@ def _notes(d: dict[str, Any], short_rules: bool) -> tuple[list[str], list[str], 
     if d.get("forwarding"):
         lines.append("forwarding")
     routes = sorted(
-        (r for r in d.get("routes") or [] if r.get("via")),
+        (r for r in (d.get("routes") or [] if show_routes else []) if r.get("via")),
         key=lambda r: (r.get("dst") != "default", _natural(str(r.get("dst"))), str(r["via"])),
     )
     lines += [f"{r.get('dst')} via {r['via']}" for r in routes[:_MAX_ROUTES]]
@@ -559,8 +563,11 @@ class _Painter:
         ax: Axes,
         show_addresses: bool,
         show_macs: bool,
+        show_routes: bool = True,
+        changes: Any = None,
     ) -> None:
         self.ax = ax
+        self.changes = changes
         self.ifaces = _ifaces(graph)
         self.veths = _edges(graph, "veth", self.ifaces)
         self.ports = _edges(graph, "port", self.ifaces)
@@ -579,11 +586,18 @@ class _Painter:
         for name in self.names:
             if name in _TITLED or name in _WORLD or self.density == "full":
                 d = dict(graph.nodes.get(f"ns:{name}", {}))
-                lines, rules, by_hand = _notes(d, short_rules=name != HOST)
+                lines, rules, by_hand = _notes(d, name != HOST, show_routes)
                 self.notes[name] = lines if name == HOST else lines + rules
                 if name == HOST:
                     self.rules = rules
                 self.by_hand |= by_hand
+        # Where removed things were: the last picture's layout.
+        self.ghost_boxes: dict[str, _Box] = {}
+        self.ghost_pos: dict[str, Point] = {}
+        old = getattr(changes, "old", None)
+        if changes is not None and old is not None and changes.removed | changes.removed_edges:
+            self.ghost_boxes, self.ghost_pos = _place(old)
+            self.old_ifaces = _ifaces(old)
 
     def _merge(
         self, boxes: dict[str, _Box], auto: dict[str, Point], given: dict[str, Any]
@@ -634,7 +648,10 @@ class _Painter:
 
     def set_view(self, title: str | None) -> None:
         ax = self.ax
-        boxes = list(self.boxes.values())
+        gone = {n[3:] for n in getattr(self.changes, "removed", ()) if n.startswith("ns:")}
+        boxes = list(self.boxes.values()) + [
+            b for n, b in self.ghost_boxes.items() if n in gone and n not in self.boxes
+        ]
         points = list(self.pos.values())
         if _CLOUD in self.boxes:
             ext = _cloud(self.boxes[_CLOUD]).get_extents()
@@ -1015,6 +1032,154 @@ class _Painter:
                 bbox={"boxstyle": "round,pad=0.15", "fc": face, "ec": "none", "alpha": 0.85},
             )
 
+    # -- what changed since the last picture
+
+    def _ring_box(self, box: _Box, colour: str, ls: Any, gid: str, cloud: bool = False) -> None:
+        pad = min(box.w, box.h) * 0.1
+        style = {"facecolor": "none", "edgecolor": colour, "zorder": 4, "gid": gid}
+        style["linewidth"] = self.size(3.0, 2.4, 1.4) if ls == "-" else self.size(1.6, 1.2, 0.8)
+        if cloud:
+            self.ax.add_patch(PathPatch(_cloud(box), ls=ls, **style))
+            return
+        grow = self.size(0.08, 0.05, 0.03)
+        self.ax.add_patch(
+            FancyBboxPatch(
+                (box.x - box.w / 2 + pad - grow, box.y - box.h / 2 + pad - grow),
+                box.w - 2 * pad + 2 * grow,
+                box.h - 2 * pad + 2 * grow,
+                boxstyle=f"round,pad={pad}",
+                linestyle=ls,
+                **style,
+            )
+        )
+
+    def _ring_point(self, p: Point, ns: str | None, colour: str, ls: Any, gid: str) -> None:
+        """A ring around an interface point: solid, or dashed for a ghost."""
+        ms = self.pt(self.size(13.0, 9.0, 5.0, ns))
+        if ls == "-":
+            self.ax.plot(
+                p[0],
+                p[1],
+                marker="o",
+                ms=ms,
+                mfc="none",
+                mec=colour,
+                mew=self.size(2.2, 1.6, 0.9, ns),
+                ls="",
+                zorder=8.5,
+                gid=gid,
+            )
+            return
+        self.ax.add_patch(
+            Circle(
+                p,
+                ms / 2 / self.ppu,
+                fill=False,
+                edgecolor=colour,
+                lw=self.size(1.4, 1.0, 0.6, ns),
+                ls=ls,
+                alpha=0.9,
+                zorder=8.5,
+                gid=gid,
+            )
+        )
+
+    def highlight(self) -> None:
+        """Mark what changed since the last picture (see :func:`draw`'s ``changes``)."""
+        c = self.changes
+        if c is None:
+            return
+        for node in sorted(set(c.added) | set(c.changed)):
+            kind = "added" if node in c.added else "changed"
+            colour = _ADDED if kind == "added" else _CHANGED
+            gid = f"{kind}:{node}"
+            if node.startswith("ns:") and node[3:] in self.boxes:
+                name = node[3:]
+                self._ring_box(self.boxes[name], colour, "-", gid, cloud=name == _CLOUD)
+            elif node in self.ifaces and node in self.pos:
+                if self.ifaces[node].get("type") == "bridge":
+                    ns = self._ns(node)
+                    bw, bh = self.size(1.7, 1.5, 1.3, ns), self.size(0.5, 0.45, 0.4, ns)
+                    x, y = self.pos[node]
+                    self.ax.add_patch(
+                        FancyBboxPatch(
+                            (x - bw / 2 - 0.08, y - bh / 2 - 0.08),
+                            bw + 0.16,
+                            bh + 0.16,
+                            boxstyle="round,pad=0.05",
+                            facecolor="none",
+                            edgecolor=colour,
+                            linewidth=2.4,
+                            zorder=6.5,
+                            gid=gid,
+                        )
+                    )
+                else:
+                    self._ring_point(self.pos[node], self._ns(node), colour, "-", gid)
+        for u, v in sorted(c.added_edges):
+            if u in self.pos and v in self.pos and u in self.ifaces and v in self.ifaces:
+                (x1, y1), (x2, y2) = self.pos[u], self.pos[v]
+                self.ax.plot(
+                    [x1, x2],
+                    [y1, y2],
+                    color=_ADDED,
+                    lw=self.size(6.0, 4.0, 2.0, self._ns(u)),
+                    alpha=0.45,
+                    solid_capstyle="round",
+                    zorder=1.8,
+                    gid=f"added:{u}|{v}",
+                )
+        self._ghosts()
+
+    def _ghosts(self) -> None:
+        """Removed namespaces, interfaces and cables, red and dashed, where they were."""
+        c = self.changes
+        for node in sorted(c.removed):
+            gid = f"removed:{node}"
+            if node.startswith("ns:") and node[3:] in self.ghost_boxes:
+                name = node[3:]
+                box = self.ghost_boxes[name]
+                self._ring_box(box, _REMOVED, _DASH, gid, cloud=name == _CLOUD)
+                text, size = self.fit(name, box.w * 0.9, 9.0, 4.0)
+                self.ax.text(
+                    box.x,
+                    box.y - box.h / 2 - 0.05,
+                    text,
+                    ha="center",
+                    va="top",
+                    fontsize=size,
+                    color=_REMOVED,
+                    zorder=9,
+                )
+            elif node in self.ghost_pos and node in self.old_ifaces:
+                ns = _iface_ns(node, self.old_ifaces[node])
+                self._ring_point(self.ghost_pos[node], ns, _REMOVED, _DASH, gid)
+                if self.dens(ns) == "full":
+                    x, y = self.ghost_pos[node]
+                    self.ax.text(
+                        x,
+                        y - 0.2,
+                        str(self.old_ifaces[node].get("name", node)),
+                        ha="center",
+                        va="top",
+                        fontsize=self.pt(6.5),
+                        color=_REMOVED,
+                        zorder=9,
+                    )
+        for u, v in sorted(c.removed_edges):
+            if u in self.ghost_pos and v in self.ghost_pos:
+                (x1, y1), (x2, y2) = self.ghost_pos[u], self.ghost_pos[v]
+                self.ax.plot(
+                    [x1, x2],
+                    [y1, y2],
+                    color=_REMOVED,
+                    lw=self.size(1.6, 1.1, 0.6),
+                    ls=_DASH,
+                    alpha=0.85,
+                    zorder=2.2,
+                    gid=f"removed:{u}|{v}",
+                )
+
     def legend(self) -> None:
         mark = {"ls": "", "marker": "o", "ms": self.pt(5.5), "mec": _CABLE, "mew": 1.0}
         handles = [
@@ -1027,6 +1192,12 @@ class _Painter:
         ]
         if self.by_hand:
             handles.append(Line2D([], [], ls="", label="* rule made by hand"))
+        if self.changes is not None:
+            handles += [
+                Line2D([], [], color=_ADDED, lw=3.0, label="added since last picture"),
+                Line2D([], [], color=_REMOVED, lw=1.6, ls=_DASH, label="removed (ghost)"),
+                Line2D([], [], color=_CHANGED, lw=3.0, label="changed (address, state, route)"),
+            ]
         where: dict[str, Any] = {"loc": "upper left"}
         if HOST in self.boxes:  # on the left of the host, where nothing else goes
             host = self.boxes[HOST]
@@ -1076,6 +1247,8 @@ def draw(
     show_addresses: bool = True,
     show_macs: bool = False,
     title: str | None = None,
+    show_routes: bool = True,
+    changes: Any = None,
 ) -> Figure:
     """Draw the sandbox: namespaces, bridges, veth cables and addresses.
 
@@ -1110,6 +1283,15 @@ def draw(
         Write the MAC addresses too (at cable ends, when labelled).
     title : str, optional
         A title above the drawing.
+    show_routes : bool, default True
+        Note the routes through a gateway inside the boxes.
+    changes : labkit.live.Changes, optional
+        What changed since the last picture (:func:`labkit.live.diff_graphs`):
+        added namespaces, interfaces and cables are outlined in green,
+        changed ones in orange, and removed ones are drawn as red dashed
+        ghosts where they were in the last picture; the legend explains
+        the marks. Each mark's ``gid`` is ``added:ID``, ``changed:ID`` or
+        ``removed:ID``.
 
     Returns
     -------
@@ -1135,16 +1317,26 @@ def draw(
     True
     >>> [t.get_text() for t in fig.axes[0].texts if "MASQUERADE" in t.get_text()]
     ['POSTROUTING MASQUERADE -s 10.0.0.0/24 [4 pkts]']
+
+    Marking what changed since the last picture:
+
+    >>> from labkit.live import diff_graphs
+    >>> old = g.copy()
+    >>> g.nodes["if:red/eth0"]["addrs"] = ["10.0.0.9/24"]
+    >>> fig = draw(g, changes=diff_graphs(old, g))
+    >>> sorted(a.get_gid() for a in fig.axes[0].get_children() if "changed:" in str(a.get_gid()))
+    ['changed:if:red/eth0']
     """
     if ax is None:
         fig = Figure(figsize=FIGSIZE)
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.99)
-    painter = _Painter(graph, pos, ax, show_addresses, show_macs)
+    painter = _Painter(graph, pos, ax, show_addresses, show_macs, show_routes, changes)
     painter.set_view(title)
     painter.boxes_and_names()
     painter.cables()
     painter.interfaces()
+    painter.highlight()
     painter.legend()
     return _root_figure(ax)
 

@@ -14,7 +14,13 @@ import pytest
 from nbconvert import HTMLExporter
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
-COURSE = [p for p in NOTEBOOKS if p.name[:2].isdigit() and not p.name.startswith("99")]
+#: the control panel (07) is a tool, not a stage of the course
+TOOLS = {"07-control-panel.ipynb"}
+COURSE = [
+    p
+    for p in NOTEBOOKS
+    if p.name[:2].isdigit() and not p.name.startswith("99") and p.name not in TOOLS
+]
 
 
 def test_there_is_a_notebook_per_stage_and_a_walk_through():
