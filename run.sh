@@ -5,7 +5,7 @@
 #                          the notebooks with the sandboxed 'labkit' kernel
 #   sudo ./run.sh test     install what is missing, then run every test:
 #                          ruff, pytest against the real kernel, the notebooks
-#                          under nbval
+#                          under nbval, the control panel in headless Chromium
 #   ./run.sh install       only install (Debian packages need root or sudo)
 #
 # Extra arguments go to JupyterLab (course) or pytest (test).
@@ -16,7 +16,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 VENV=${LABKIT_VENV:-.venv}
 PYTHON=${LABKIT_PYTHON:-python3}
 DEBS=(iproute2 iptables nftables iputils-ping net-tools curl procps util-linux
-      python3 python3-venv python3-pip)
+      python3 python3-venv python3-pip chromium)
 
 say() { printf 'labkit: %s\n' "$*" >&2; }
 

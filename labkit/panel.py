@@ -298,7 +298,7 @@ class Panel:
         changed = self.live.changes.summary()
         alt = f"Live graph at stage {self.stage}: {spaces} namespaces (host and world included)"
         alt += "; changed since the last picture: " + "; ".join(changed) if changed else ""
-        self.image.tooltip = alt
+        # (no tooltip: ipywidgets 8 breaks an Image view that has one)
         shown = changed[:8] + ([f"... {len(changed) - 8} more"] if len(changed) > 8 else [])
         self.caption.value = (
             "<small>"

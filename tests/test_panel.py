@@ -29,7 +29,8 @@ def test_a_new_panel_shows_reset_and_a_picture():
     panel = Panel()
     assert panel.stage == "reset" and status(panel) == "stage: reset"
     assert panel.image.value[:4] == b"\x89PNG"
-    assert "stage reset" in panel.image.tooltip
+    assert not panel.image.tooltip  # ipywidgets 8 cannot show an Image that has one
+    assert "stage reset" in panel.caption.value
     assert repr(panel) == "labkit control panel"
     assert panel._repr_mimebundle_()["text/plain"] == "labkit control panel"
     assert [b.description for b in (panel.back_button, panel.next_button, panel.reset_button)] == [
