@@ -55,7 +55,8 @@ CELLS = check_cells()
 
 def test_every_notebook_has_a_check_cell():
     with_checks = {name for name, *_ in CELLS}
-    stage_notebooks = {p.name for p in NOTEBOOKS.glob("0[1-9]-*.ipynb")}
+    # the stage notebooks (00 is about namespaces alone, 07 is the control panel)
+    stage_notebooks = {p.name for p in NOTEBOOKS.glob("0[1-6]-*.ipynb")}
     assert stage_notebooks <= with_checks, stage_notebooks - with_checks
 
 
