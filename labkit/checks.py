@@ -26,8 +26,8 @@ def describe(op: Op) -> str:
 
     Examples
     --------
-    >>> from labkit.reconcile import _op
-    >>> describe(_op("link_up", "red", "veth-red", True))
+    >>> from labkit.reconcile import make_op
+    >>> describe(make_op("link_up", "red", "veth-red", True))
     'veth-red in red is down.'
     """
     a = op.args

@@ -693,9 +693,9 @@ class Lab:
             f"-d {stages.HOST_LAN_IP}/32 -p tcp -m tcp --dport {host_port} "
             f"-j DNAT --to-destination {ips[0]}:{port}"
         )
-        ops = [] if running else [reconcile._op("service_start", Service(ns, port))]
+        ops = [] if running else [reconcile.make_op("service_start", Service(ns, port))]
         ops += [
-            reconcile._op("rule_add", Rule(HOST, "nat", chain, spec), True)
+            reconcile.make_op("rule_add", Rule(HOST, "nat", chain, spec), True)
             for chain in ("PREROUTING", "OUTPUT")
         ]
         reconcile.run(ops)

@@ -44,7 +44,14 @@ def _ip(ns: str) -> str:
     return "ip" if ns == HOST else f"ip -n {ns}"
 
 
-def _op(kind: str, *args: Any) -> Op:
+def make_op(kind: str, *args: Any) -> Op:
+    """An :class:`Op` of ``kind`` with its arguments and its shell commands.
+
+    Examples
+    --------
+    >>> make_op("link_up", "red", "veth-red", True).commands
+    ('ip -n red link set veth-red up',)
+    """
     if kind == "netns_add":
         cmds = [f"ip netns add {args[0]}"]
     elif kind == "netns_del":
@@ -153,7 +160,7 @@ def diff(
 
     # 1. Namespaces the stage does not have (their links go with them).
     for name in sorted(observed.namespaces & own.namespaces - want.namespaces):
-        ops.append(_op("netns_del", name))
+        ops.append(make_op("netns_del", name))
         for key in [k for k in observed.ifaces if k[0] == name]:
             forget(key)
     # 2. Links that should not exist, or are not what they should be.
@@ -163,36 +170,36 @@ def diff(
             continue
         w = want.ifaces.get(key)
         if w is None or w.kind != iface.kind or (w.kind == "veth" and w.peer != iface.peer):
-            ops.append(_op("link_del", *key))
+            ops.append(make_op("link_del", *key))
             forget(key)
     # 3. Web apps and labkit's firewall rules that the stage does not have.
     for svc in sorted(observed.services - want.services):
         if svc.ns in alive and (svc.ns == HOST or svc.ns in own.namespaces):
-            ops.append(_op("service_stop", svc))
+            ops.append(make_op("service_stop", svc))
     unwanted = (observed.rules if sweep else observed.marked) - want.rules
     for rule in sorted(unwanted):
         if rule.ns in alive:
-            ops.append(_op("rule_del", rule, rule in observed.marked))
+            ops.append(make_op("rule_del", rule, rule in observed.marked))
     # Routes that should not exist (before addresses change under them).
     managed = {r for r in observed.routes if r.ns in own.namespaces and r.ns in alive}
     managed |= {r for r in observed.routes if r in owned_routes}
     for route in sorted(managed - want.routes):
-        ops.append(_op("route_del", route))
+        ops.append(make_op("route_del", route))
     # 4. Namespaces, bridges, veth pairs that are missing.
     for name in sorted(want.namespaces - observed.namespaces):
-        ops.append(_op("netns_add", name))
+        ops.append(make_op("netns_add", name))
     done: set[IfKey] = set()
     host_names = {k[1] for k in (*want.ifaces, *observed.ifaces) if k[0] == HOST}
     for key, w in want.ifaces.items():
         if key in cur or key in done:
             continue
         if w.kind == "bridge":
-            ops.append(_op("bridge_add", *key))
+            ops.append(make_op("bridge_add", *key))
         elif w.kind == "veth" and w.peer:
             # Name the namespace end first, as the tutorial does.
             first, second = (w.peer, key) if key[0] == HOST else (key, w.peer)
             in_place = HOST not in (key[0], w.peer[0]) and bool({key[1], w.peer[1]} & host_names)
-            ops.append(_op("veth_add", *first, *second, in_place))
+            ops.append(make_op("veth_add", *first, *second, in_place))
             done.add(w.peer)
         cur[key] = Iface(key[0], key[1], w.kind, peer=w.peer)
         if w.peer:
@@ -201,26 +208,26 @@ def diff(
     # 5. Masters, addresses, up/down, in the desired order.
     for key, w in want.ifaces.items():
         if cur[key].master != w.master:
-            ops.append(_op("master", *key, w.master))
+            ops.append(make_op("master", *key, w.master))
     for key, w in want.ifaces.items():
         for cidr in sorted(cur[key].addrs - w.addrs):
-            ops.append(_op("addr_del", *key, cidr))
+            ops.append(make_op("addr_del", *key, cidr))
     for key, w in want.ifaces.items():
         for cidr in sorted(w.addrs - cur[key].addrs):
-            ops.append(_op("addr_add", *key, cidr))
+            ops.append(make_op("addr_add", *key, cidr))
     for key, w in want.ifaces.items():
         if cur[key].up != w.up:
-            ops.append(_op("link_up", *key, w.up))
+            ops.append(make_op("link_up", *key, w.up))
     # 6. Routes, forwarding, rules and web apps that are missing.
     for route in sorted(want.routes - (observed.routes & managed)):
-        ops.append(_op("route_add", route))
+        ops.append(make_op("route_add", route))
     for (ns, key), value in sorted(want.sysctls.items()):
         if observed.sysctls.get((ns, key), "0") != value:
-            ops.append(_op("sysctl", ns, key, value))
+            ops.append(make_op("sysctl", ns, key, value))
     for rule in sorted(want.rules - observed.rules):
-        ops.append(_op("rule_add", rule, True))
+        ops.append(make_op("rule_add", rule, True))
     for svc in sorted(want.services - observed.services):
-        ops.append(_op("service_start", svc))
+        ops.append(make_op("service_start", svc))
     return ops
 
 
@@ -313,8 +320,8 @@ def run(ops: list[Op]) -> None:
 
     Examples
     --------
-    >>> from labkit.reconcile import run, _op
-    >>> run([_op("netns_add", "red")])  # doctest: +SKIP
+    >>> from labkit.reconcile import run, make_op
+    >>> run([make_op("netns_add", "red")])  # doctest: +SKIP
     """
     nl = netlink.get()
     nl.call(_run_all, nl, ops)
