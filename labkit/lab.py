@@ -618,11 +618,10 @@ class Lab:
             )
         if nodes is None:
             nodes = [n for n in targets if n == HOST or n in present]
-        for node in nodes:
-            self._in(node)
+        prefix = {node: self._in(node) for node in nodes}  # checks each name once
         procs = {
             (src, dst): subprocess.Popen(
-                [*self._in(src), "ping", "-n", "-c", "1", "-W", "1", ip],
+                [*prefix[src], "ping", "-n", "-c", "1", "-W", "1", ip],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
