@@ -350,10 +350,6 @@ class Lab:
 
         return draw.draw(self.observe(), **kwargs)
 
-    def _ownership(self, state: State) -> stages.Ownership:
-        biggest = max(self.count, stages.count_from(state.namespaces))
-        return stages.owned(biggest)
-
     def stage(self) -> str | None:
         """Which stage (or ``stage:step``) the kernel is at now.
 
@@ -397,11 +393,12 @@ class Lab:
         """
         if target == "reset":
             return self.reset()
-        stages.find(target, self.count)  # a clear error before anything else
+        count = self.count  # read from the kernel once
+        stages.find(target, count)  # a clear error before anything else
         sandbox.require()
-        want = stages.desired(target, self.count)
+        want = stages.desired(target, count)
         before = self.state()
-        own = self._ownership(before)
+        own = stages.owned(max(count, stages.count_from(before.namespaces)))
         ops = reconcile.diff(before, want, own, set(own.routes))
         try:
             reconcile.run(ops)
