@@ -1,13 +1,12 @@
-"""Every pyroute2 call labkit makes, on one worker thread.
+"""Netlink access to every namespace of the sandbox, from one worker thread.
 
-pyroute2's synchronous API cannot run on a thread that already runs an
-asyncio loop (a Jupyter cell does), so all netlink work goes to a single
-worker thread. That thread lives in the sandbox's host network namespace;
-for another namespace it opens a netlink socket *there* once (``setns``
-in, ``IPRoute()``, ``setns`` back: no fork) and keeps it. Namespaces are
-created the same way, without forking ``ip``: the thread ``unshare``\\ s a
-new network namespace and bind-mounts it at ``/run/netns/NAME``, exactly
-as ``ip netns add`` does.
+All netlink work goes to a single worker thread (a Jupyter cell's thread
+runs an asyncio loop; blocking it is no good either). That thread lives in
+the sandbox's host network namespace; for another namespace it opens a
+netlink socket *there* (``setns`` in, :class:`labkit.rtnl.Socket`,
+``setns`` back: no fork). Namespaces are created the same way, without
+forking ``ip``: the thread ``unshare``\\ s a new network namespace and
+bind-mounts it at ``/run/netns/NAME``, exactly as ``ip netns add`` does.
 
 Kernel errors become :class:`labkit.errors.KernelError` with the shell
 command they stand for.
@@ -16,38 +15,21 @@ command they stand for.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from labkit import _libc
+from labkit import _libc, rtnl
 from labkit.errors import ConfigError, KernelError
 from labkit.model import HOST
 from labkit.sandbox import NETNS_DIR
 
 _T = TypeVar("_T")
-
-
-class _QuietPendingTasks(logging.Filter):
-    """pyroute2 may leave a finished dump's generator task behind when its
-    socket closes; asyncio then logs "Task was destroyed but it is
-    pending!" at exit. It is harmless here, and it would confuse learners."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Task was destroyed but it is pending" not in record.getMessage()
-
-
-logging.getLogger("asyncio").addFilter(_QuietPendingTasks())
-_AF_INET = 2
-_MAIN_TABLE = 254
 
 
 class Netlink:
@@ -66,7 +48,7 @@ class Netlink:
     def __init__(self) -> None:
         # /proc/self/ns/net is the main thread's: the sandbox's host.
         self._host_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        self._socks: dict[str, tuple[int, IPRoute]] = {}
+        self._socks: dict[str, tuple[int, rtnl.Socket]] = {}
         self._pool = ThreadPoolExecutor(1, "labkit-netlink", initializer=self._enter_host)
         self._thread: threading.Thread | None = None
 
@@ -153,35 +135,87 @@ class Netlink:
         --------
         >>> get().call(get().netns_del, "red")  # doctest: +SKIP
         """
-        path = os.path.join(NETNS_DIR, name)
-        try:
-            inode = os.stat(path).st_ino
-        except FileNotFoundError:
+        self.netns_del_many([name])
+
+    def netns_del_many(self, names: Iterable[str], timeout: float = 10.0) -> None:
+        """Delete namespaces at once; return when their cables are gone too.
+
+        Like ``ip netns delete`` for each, and it ends the processes inside.
+        The kernel frees a namespace asynchronously, and frees many
+        together in one batch (deleting cables one by one costs an RCU
+        grace period each). This waits until every veth whose other end
+        was in a deleted namespace has disappeared from the namespaces
+        that stay; one still there after ``timeout`` seconds (something
+        else keeps its namespace alive) is deleted explicitly.
+
+        Examples
+        --------
+        >>> get().call(get().netns_del_many, ["red", "blue"])  # doctest: +SKIP
+        """
+        doomed = {}
+        for name in names:
+            try:
+                doomed[name] = os.stat(os.path.join(NETNS_DIR, name)).st_ino
+            except FileNotFoundError:
+                continue
+        if not doomed:
             return
-        kill_processes_in(inode)
-        # A namespace dies asynchronously; delete its cables now so that
-        # their other ends are gone when this returns.
-        try:
-            ipr = self.ipr(name)
-            for link in ipr.link("dump"):
-                if link.get(("linkinfo", "kind")) == "veth":
-                    try:
-                        ipr.link("del", index=link["index"])
-                    except NetlinkError:
-                        pass
-        finally:
+        stay = [HOST, *(n for n in self.netns_list() if n not in doomed)]
+        cables = self._cables_into(stay, list(doomed))
+        kill_processes_in(set(doomed.values()))
+        for name in doomed:
             entry = self._socks.pop(name, None)
             if entry:
                 entry[1].close()
+            path = os.path.join(NETNS_DIR, name)
+            try:
+                _libc.umount(path)
+            except OSError as err:
+                if err.errno not in (errno.EINVAL, errno.ENOENT):
+                    raise KernelError(f"ip netns delete {name}: {err.strerror}") from None
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while cables:
+            for ns in list(cables):
+                try:
+                    present = {link["index"] for link in self.sock(ns).dump("links")}
+                except (OSError, ConfigError):
+                    present = set()
+                cables[ns] &= present
+                if not cables[ns]:
+                    del cables[ns]
+            if not cables or time.monotonic() > deadline:
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        for ns, indexes in cables.items():
+            self.sock(ns).request([rtnl.del_link(i) for i in sorted(indexes)])
+
+    def _cables_into(self, stay: list[str], doomed: list[str]) -> dict[str, set[int]]:
+        """For each namespace in ``stay``: the veths whose peer is in ``doomed``."""
+        fds = [self.ns_fd(name) for name in doomed]
         try:
-            _libc.umount(path)
-        except OSError as err:
-            if err.errno not in (errno.EINVAL, errno.ENOENT):
-                raise KernelError(f"ip netns delete {name}: {err.strerror}") from None
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+            out = {}
+            for ns in stay:
+                try:
+                    sock = self.sock(ns)
+                    links = [lk for lk in sock.dump("links") if lk["peer_nsid"] is not None]
+                    if not links:
+                        continue
+                    ids = {i for i in sock.nsids(fds) if i >= 0}
+                except (OSError, ConfigError):
+                    continue
+                mine = {lk["index"] for lk in links if lk["peer_nsid"] in ids}
+                if mine:
+                    out[ns] = mine
+            return out
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def run_in(self, ns: str, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
         """Run a command in namespace ``ns`` (like ``ip netns exec``, lighter).
@@ -259,12 +293,12 @@ class Netlink:
                 f"`ip netns add {ns}` or build a stage with lab.goto(...)"
             ) from None
 
-    def ipr(self, ns: str) -> IPRoute:
+    def sock(self, ns: str) -> rtnl.Socket:
         """The netlink socket for namespace ``ns`` (host: ``"host"``).
 
         Examples
         --------
-        >>> get().call(lambda: get().ipr("red").link("dump"))  # doctest: +SKIP
+        >>> get().call(lambda: get().sock("red").dump("links"))  # doctest: +SKIP
         """
         if ns == HOST:
             inode = 0
@@ -279,15 +313,7 @@ class Netlink:
             return cached[1]
         if cached:
             cached[1].close()
-        fd = self.ns_fd(ns)
-        try:
-            _libc.setns(fd, _libc.CLONE_NEWNET)
-            try:
-                sock = IPRoute()
-            finally:
-                _libc.setns(self._host_fd, _libc.CLONE_NEWNET)
-        finally:
-            os.close(fd)
+        sock = self._inside(ns, rtnl.Socket)
         self._socks[ns] = (inode, sock)
         return sock
 
@@ -302,28 +328,42 @@ class Netlink:
         1
         """
         try:
-            return self.ipr(ns).link("get", ifname=name)[0]["index"]
-        except NetlinkError as err:
+            return self.sock(ns).call(rtnl.get_link(name))[0]["index"]
+        except rtnl.NetlinkError as err:
             where = "the host" if ns == HOST else f"namespace {ns}"
             raise KernelError(f"no interface {name!r} in {where}: {err}") from None
 
-    def dump(self, ns: str) -> dict[str, list[Any]]:
+    def indexes(self, ns: str) -> dict[str, int]:
+        """Interface name -> ifindex for every link of ``ns`` (one dump).
+
+        Examples
+        --------
+        >>> get().call(get().indexes, "host")["lo"]  # doctest: +SKIP
+        1
+        """
+        return {link["name"]: link["index"] for link in self.sock(ns).dump("links")}
+
+    def dump(self, ns: str) -> dict[str, list[dict[str, Any]]]:
         """Links, IPv4 addresses, main-table IPv4 routes and neighbours of ``ns``.
+
+        Plain dicts (see :mod:`labkit.rtnl`); routes and neighbours name
+        their device (``dev``).
 
         Examples
         --------
         >>> sorted(get().call(get().dump, "host"))  # doctest: +SKIP
         ['addrs', 'links', 'neigh', 'routes']
         """
-        ipr = self.ipr(ns)
-        return {
-            "links": list(ipr.link("dump")),
-            "addrs": list(ipr.addr("dump", family=_AF_INET)),
-            "routes": [
-                r for r in ipr.route("dump", family=_AF_INET) if r.get("table") == _MAIN_TABLE
-            ],
-            "neigh": list(ipr.neigh("dump", family=_AF_INET)),
-        }
+        sock = self.sock(ns)
+        links = sock.dump("links")
+        names = {link["index"]: link["name"] for link in links}
+        routes = sock.dump("routes")
+        for r in routes:
+            r["dev"] = names.get(r.pop("oif"))
+        neigh = sock.dump("neigh")
+        for n in neigh:
+            n["dev"] = names.get(n.pop("index"))
+        return {"links": links, "addrs": sock.dump("addrs"), "routes": routes, "neigh": neigh}
 
     def peer_namespace(self, ns: str, nsid: int, candidates: list[str]) -> str | None:
         """Which of ``candidates`` is the namespace ``ns`` knows as ``nsid``.
@@ -333,20 +373,20 @@ class Netlink:
         >>> get().call(get().peer_namespace, "red", 0, ["host", "blue"])  # doctest: +SKIP
         'host'
         """
-        ipr = self.ipr(ns)
-        for other in candidates:
-            fd = self.ns_fd(other)
-            try:
-                got = ipr.get_netnsid(fd=fd)
-            finally:
+        fds = [self.ns_fd(other) for other in candidates]
+        try:
+            ids = self.sock(ns).nsids(fds)
+        finally:
+            for fd in fds:
                 os.close(fd)
-            if got and got.get("nsid") == nsid:
+        for other, got in zip(candidates, ids, strict=True):
+            if got == nsid:
                 return other
         return None
 
 
-def kill_processes_in(netns_inode: int) -> int:
-    """SIGKILL every process whose network namespace has this inode.
+def kill_processes_in(netns_inodes: int | set[int]) -> int:
+    """SIGKILL every process whose network namespace has one of these inodes.
 
     Returns how many were killed. Processes we may not inspect are skipped.
 
@@ -355,13 +395,14 @@ def kill_processes_in(netns_inode: int) -> int:
     >>> kill_processes_in(0)
     0
     """
+    wanted = {netns_inodes} if isinstance(netns_inodes, int) else netns_inodes
     killed = 0
     me = os.getpid()
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino == netns_inode:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino in wanted:
                 os.kill(int(entry), signal.SIGKILL)
                 killed += 1
         except (OSError, ProcessLookupError):
@@ -389,13 +430,12 @@ def get() -> Netlink:
         return _instance[1]
 
 
-def translate(err: NetlinkError, command: str) -> KernelError:
+def translate(err: OSError, command: str) -> KernelError:
     """Turn a netlink error into a :class:`KernelError` naming the command.
 
     Examples
     --------
-    >>> translate(NetlinkError(17, "File exists"), "ip link add v-net-0 type bridge")
+    >>> translate(rtnl.NetlinkError(17), "ip link add v-net-0 type bridge")
     KernelError('ip link add v-net-0 type bridge: File exists (errno 17)')
     """
-    reason = os.strerror(err.code) if err.code else str(err)
-    return KernelError(f"{command}: {reason} (errno {err.code})")
+    return KernelError(f"{command}: {err.strerror} (errno {err.errno})")

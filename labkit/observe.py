@@ -44,20 +44,6 @@ TABLES = ("nat", "filter")
 #: namespaces whose firewall is read besides the host's (the world's router)
 RULE_NAMESPACES = ("router",)
 
-_IFF_UP = 0x1
-_IFF_LOWER_UP = 0x10000
-_PROTO = {2: "kernel", 3: "boot", 4: "static"}
-_NUD = {
-    0x01: "INCOMPLETE",
-    0x02: "REACHABLE",
-    0x04: "STALE",
-    0x08: "DELAY",
-    0x10: "PROBE",
-    0x20: "FAILED",
-    0x40: "NOARP",
-    0x80: "PERMANENT",
-}
-
 
 @dataclass
 class Snapshot:
@@ -103,67 +89,6 @@ class Snapshot:
         return None
 
 
-def _oper(flags: int) -> str:
-    """UP, LOWERLAYERDOWN (up, no carrier) or DOWN, from interface flags.
-
-    Examples
-    --------
-    >>> _oper(0x1 | 0x10000), _oper(0x1), _oper(0)
-    ('UP', 'LOWERLAYERDOWN', 'DOWN')
-    """
-    if not flags & _IFF_UP:
-        return "DOWN"
-    return "UP" if flags & _IFF_LOWER_UP else "LOWERLAYERDOWN"
-
-
-def _plain(ns: str, raw: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
-    links = []
-    for m in raw["links"]:
-        links.append(
-            {
-                "index": m["index"],
-                "name": m.get("ifname"),
-                "kind": m.get(("linkinfo", "kind"))
-                or ("loopback" if m.get("ifname") == "lo" else "other"),
-                "peer_index": m.get("link"),
-                "peer_nsid": m.get("link_netnsid"),
-                "master": m.get("master"),
-                "up": bool(m["flags"] & _IFF_UP),
-                # From the flags, which change at once; the kernel's
-                # operstate can lag a carrier change by up to a second.
-                "oper": _oper(m["flags"]),
-                "operstate": m.get("operstate") or "UNKNOWN",
-                "mac": m.get("address") or "",
-            }
-        )
-    names = {item["index"]: item["name"] for item in links}
-    addrs = [
-        {"index": a["index"], "cidr": f"{a.get('address')}/{a['prefixlen']}"} for a in raw["addrs"]
-    ]
-    routes = []
-    for r in raw["routes"]:
-        dst = r.get("dst")
-        routes.append(
-            {
-                "dst": f"{dst}/{r['dst_len']}" if dst else "default",
-                "via": r.get("gateway"),
-                "dev": names.get(r.get("oif")),
-                "proto": _PROTO.get(r["proto"], str(r["proto"])),
-            }
-        )
-    neigh = [
-        {
-            "ip": n.get("dst"),
-            "mac": n.get("lladdr") or "",
-            "dev": names.get(n["ifindex"]),
-            "state": _NUD.get(n["state"], str(n["state"])),
-        }
-        for n in raw["neigh"]
-        if n.get("dst")
-    ]
-    return {"links": links, "addrs": addrs, "routes": routes, "neigh": neigh}
-
-
 def parse_rules(text: str, table: str) -> list[dict[str, Any]]:
     r"""Rules from ``iptables -t TABLE -v -S`` output, labkit's mark noted.
 
@@ -207,7 +132,7 @@ def _collect(nl: netlink.Netlink) -> Snapshot:
     snap = Snapshot()
     for ns in [HOST, *nl.netns_list()]:
         try:
-            plain = _plain(ns, nl.dump(ns))
+            plain = nl.dump(ns)
             forwarding = nl.read_sysctl(ns, FORWARDING)
         except (OSError, ConfigError):
             continue  # deleted while we looked

@@ -17,9 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2.netlink.exceptions import NetlinkError
-
-from labkit import netlink, services
+from labkit import netlink, rtnl, services
 from labkit.errors import ConflictError, KernelError
 from labkit.model import HOST, MARK, Iface, IfKey, Route, Rule, Service, State
 from labkit.stages import Ownership
@@ -232,59 +230,133 @@ def diff(
 
 
 _GONE = {errno.ENOENT, errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL}
+#: ops carried out as rtnetlink requests, many per ``sendmsg``
+_NETLINK = {
+    "bridge_add",
+    "veth_add",
+    "link_del",
+    "master",
+    "addr_add",
+    "addr_del",
+    "link_up",
+    "route_add",
+    "route_del",
+}
 
 
 def _apply(nl: netlink.Netlink, op: Op) -> None:
     kind, args = op.kind, op.args
-    if kind == "netns_add":
-        if args[0] not in nl.netns_list():
-            nl.netns_add(args[0])
-        return
-    if kind == "netns_del":
-        nl.netns_del(args[0])
-        return
-    if kind in ("route_add", "route_del"):
-        route: Route = args[0]
-        dst = "0.0.0.0/0" if route.dst == "default" else route.dst
-        nl.ipr(route.ns).route(kind[6:], dst=dst, gateway=route.via)
-        return
     if kind == "sysctl":
         nl.write_sysctl(*args)
-        return
-    if kind in ("rule_add", "rule_del"):
+    elif kind in ("rule_add", "rule_del"):
         _iptables(nl, args[0], "-A" if kind == "rule_add" else "-D", args[1], op)
-        return
-    if kind == "service_start":
+    elif kind == "service_start":
         services.start(nl, args[0])
-        return
-    if kind == "service_stop":
+    elif kind == "service_stop":
         services.stop(args[0])
-        return
-    ns, name = args[0], args[1]
-    ipr = nl.ipr(ns)
-    if kind == "bridge_add":
-        ipr.link("add", ifname=name, kind="bridge")
-    elif kind == "veth_add":
-        ns_b, peer = args[2], args[3]  # args[4]: how the shell would do it
-        spec: dict[str, Any] = {"ifname": peer}
-        fd = nl.ns_fd(ns_b) if ns_b != ns else None
-        if fd is not None:
-            spec["net_ns_fd"] = fd
+    else:  # pragma: no cover - programming error
+        raise ValueError(kind)
+
+
+class _Indexes(dict):
+    """Interface name -> ifindex per namespace, read once (one dump) and kept
+    until links are added or deleted."""
+
+    def __init__(self, nl: netlink.Netlink) -> None:
+        super().__init__()
+        self.nl = nl
+
+    def __missing__(self, ns: str) -> dict[str, int]:
+        self[ns] = self.nl.indexes(ns)
+        return self[ns]
+
+    def need(self, ns: str, name: str) -> int:
         try:
-            ipr.link("add", ifname=name, kind="veth", peer=spec)
-        finally:
-            if fd is not None:
-                os.close(fd)
-    elif kind == "link_del":
-        ipr.link("del", index=nl.index(ns, name))
-    elif kind == "master":
-        master = nl.index(ns, args[2]) if args[2] else 0
-        ipr.link("set", index=nl.index(ns, name), master=master)
-    elif kind in ("addr_add", "addr_del"):
-        ip, _, plen = args[2].partition("/")
-        ipr.addr(kind[5:], index=nl.index(ns, name), address=ip, prefixlen=int(plen))
-    elif kind == "link_up":
-        ipr.link("set", index=nl.index(ns, name), state="up" if args[2] else "down")
+            return self[ns][name]
+        except KeyError:
+            where = "the host" if ns == HOST else f"namespace {ns}"
+            raise KernelError(f"no interface {name!r} in {where}") from None
+
+
+def _encode(nl: netlink.Netlink, op: Op, idx: _Indexes, fds: dict[str, int]) -> bytes | None:
+    """The rtnetlink request for ``op`` (None: nothing to do)."""
+    kind, args = op.kind, op.args
+    if kind in ("route_add", "route_del"):
+        route: Route = args[0]
+        return rtnl.route(kind == "route_add", route.dst, route.via)
+    ns, name = args[0], args[1]
+    if kind == "bridge_add":
+        return rtnl.new_bridge(name)
+    if kind == "veth_add":
+        ns_b, peer = args[2], args[3]  # args[4]: how the shell would do it
+        if ns_b == ns:
+            return rtnl.new_veth(name, peer)
+        if ns_b not in fds:
+            fds[ns_b] = nl.ns_fd(ns_b)
+        return rtnl.new_veth(name, peer, fds[ns_b])
+    if kind in ("link_del", "link_up") and name not in idx[ns]:
+        return None  # gone already
+    index = idx.need(ns, name)
+    if kind == "link_del":
+        return rtnl.del_link(index)
+    if kind == "master":
+        return rtnl.set_link(index, master=idx.need(ns, args[2]) if args[2] else 0)
+    if kind in ("addr_add", "addr_del"):
+        return rtnl.address(kind == "addr_add", index, args[2])
+    if kind == "link_up":
+        return rtnl.set_link(index, up=args[2])
+    raise ValueError(kind)  # pragma: no cover - programming error
+
+
+def _requests(nl: netlink.Netlink, ops: list[Op], idx: _Indexes) -> None:
+    """Carry out netlink ops of one kind: one batch of requests per namespace."""
+    batches: dict[str, list[tuple[Op, bytes]]] = {}
+    fds: dict[str, int] = {}
+    try:
+        for op in ops:
+            msg = _encode(nl, op, idx, fds)
+            if msg is not None:
+                ns = op.args[0].ns if op.kind.startswith("route") else op.args[0]
+                batches.setdefault(ns, []).append((op, msg))
+        for ns, items in batches.items():
+            results = nl.sock(ns).request([msg for _, msg in items])
+            for (op, _), (code, detail) in zip(items, results, strict=True):
+                adding = op.kind.endswith("_add") or op.kind == "master"
+                if not code or (code == errno.EEXIST and adding):
+                    continue
+                if code in _GONE and not adding:
+                    continue
+                err = rtnl.NetlinkError(code, detail)
+                raise netlink.translate(err, "; ".join(op.commands))
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:
+    idx = _Indexes(nl)
+    at = 0
+    while at < len(ops):
+        kind = ops[at].kind
+        end = at
+        while end < len(ops) and ops[end].kind == kind:
+            end += 1
+        group, at = ops[at:end], end
+        if kind in _NETLINK:
+            _requests(nl, group, idx)
+            if kind in ("bridge_add", "veth_add", "link_del"):
+                idx.clear()
+        elif kind == "netns_add":
+            present = set(nl.netns_list())
+            for op in group:
+                if op.args[0] not in present:
+                    nl.netns_add(op.args[0])
+        elif kind == "netns_del":
+            nl.netns_del_many([op.args[0] for op in group])
+            idx.clear()
+        else:
+            for op in group:
+                _apply(nl, op)
 
 
 def _iptables(nl: netlink.Netlink, rule: Rule, verb: str, marked: bool, op: Op) -> None:
@@ -296,23 +368,6 @@ def _iptables(nl: netlink.Netlink, rule: Rule, verb: str, marked: bool, op: Op) 
     if verb == "-D" and ("does a matching rule exist" in proc.stderr or "No chain" in proc.stderr):
         return  # already gone
     raise KernelError(f"{op.commands[0]}: {proc.stderr.strip() or 'failed'}")
-
-
-def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:
-    for op in ops:
-        try:
-            _apply(nl, op)
-        except NetlinkError as err:
-            adding = op.kind.endswith("_add") or op.kind == "master"
-            if err.code == errno.EEXIST and adding:
-                continue
-            if err.code in _GONE and not adding:
-                continue
-            raise netlink.translate(err, "; ".join(op.commands)) from None
-        except KernelError as err:
-            if op.kind in ("link_del", "link_up") and "no interface" in str(err):
-                continue
-            raise
 
 
 def run(ops: list[Op]) -> None:

@@ -189,16 +189,18 @@ def test_a_failing_change_is_rolled_back(monkeypatch):
     lab = Lab()
     lab.goto("veth")
     before = lab.state()
-    real = reconcile._apply
+    real = reconcile._requests
 
-    def flaky(nl, op):
-        if op.kind == "bridge_add":
-            real(nl, op)
+    failed = []
+
+    def flaky(nl, ops, idx):
+        real(nl, ops, idx)
+        if ops[0].kind == "veth_add" and not failed:  # the bridge and new cables exist
+            failed.append(True)
             raise reconcile.KernelError("injected failure")
-        real(nl, op)
 
-    monkeypatch.setattr(reconcile, "_apply", flaky)
+    monkeypatch.setattr(reconcile, "_requests", flaky)
     with pytest.raises(reconcile.KernelError, match="injected"):
         lab.goto("host")
-    monkeypatch.setattr(reconcile, "_apply", real)
+    monkeypatch.setattr(reconcile, "_requests", real)
     assert lab.state() == before
