@@ -667,12 +667,10 @@ class Lab:
             for n, d in g.nodes(data=True)
             if d.get("ns") == ns
             for a in d.get("addrs", [])
-            if a.startswith(stages.SUBNET + ".")
+            if ipaddress.ip_interface(a).ip in stages.network(self.count)
         ]
         if not ips:
-            raise ConfigError(
-                f"namespace {ns!r} has no address on {stages.SUBNET}.0/{stages.PREFIX}"
-            )
+            raise ConfigError(f"namespace {ns!r} has no address on {stages.network(self.count)}")
         for rule in g.nodes[f"ns:{HOST}"]["rules"]:
             if (
                 rule["table"] == "nat"

@@ -10,9 +10,15 @@ builds cannot drift apart.
 Names and addresses:
 
 * ``red`` 192.168.15.1 and ``blue`` 192.168.15.2, as in the tutorial;
-* further namespaces on the bridge are ``ns10``, ``ns11``, ... and their
-  number is the last byte of their address (``ns10`` is 192.168.15.10);
+* further namespaces on the bridge are ``ns10``, ``ns11``, ... up to
+  ``ns254``, and their number is the last byte of their address (``ns10``
+  is 192.168.15.10);
 * the host is 192.168.15.5 on the bridge ``v-net-0``.
+
+A lab of more than 247 namespaces does not fit the tutorial's /24: it uses
+192.168.12.0/22 instead (the same addresses as above, with prefix /22) and
+gives ``ns255``, ``ns256``, ... the addresses 192.168.12.1, 192.168.12.2,
+... in order, up to 1014 namespaces.
 
 Every sandbox also has an outside world, the stage ``world`` that every
 other stage starts from (and ``reset`` returns to): the host's uplink
@@ -26,19 +32,25 @@ and nothing links them to the machine's own network.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 
 from labkit.errors import ConfigError
-from labkit.model import FORWARDING, HOST, IfKey, Route, Rule, Service, State, simulate
+from labkit.model import FORWARDING, HOST, IfKey, Route, Rule, Service, State, apply, simulate
 
 SUBNET = "192.168.15"
 PREFIX = 24
 BRIDGE = "v-net-0"
 HOST_IP = f"{SUBNET}.5"
 FIRST_EXTRA = 10
-MAX_NAMESPACES = 2 + (254 - FIRST_EXTRA + 1)
+#: the most namespaces that fit the tutorial's 192.168.15.0/24
+TUTORIAL_MAX = 2 + (254 - FIRST_EXTRA + 1)
+#: beyond, the lab's network is 192.168.12.0/22 (192.168.15.x keep their place)
+WIDE_NETWORK = ipaddress.IPv4Network("192.168.12.0/22")
+MAX_NAMESPACES = TUTORIAL_MAX + (255 * 3 + 2)  # 192.168.12.1 ... 192.168.14.255
 LAN = "192.168.1"
 HOST_LAN_IP = f"{LAN}.2"
 LAN_PC_IP = f"{LAN}.3"
@@ -115,8 +127,38 @@ def namespaces(count: int) -> list[tuple[str, str]]:
     [('red', '192.168.15.1'), ('blue', '192.168.15.2'), ('ns10', '192.168.15.10')]
     """
     check_count(count)
-    extra = [(f"ns{n}", f"{SUBNET}.{n}") for n in range(FIRST_EXTRA, FIRST_EXTRA + count - 2)]
+    extra = [(f"ns{n}", _address(n)) for n in range(FIRST_EXTRA, FIRST_EXTRA + count - 2)]
     return [("red", f"{SUBNET}.1"), ("blue", f"{SUBNET}.2"), *extra]
+
+
+def _address(n: int) -> str:
+    if n <= 254:
+        return f"{SUBNET}.{n}"
+    return str(WIDE_NETWORK.network_address + 1 + (n - 255))
+
+
+def prefix(count: int) -> int:
+    """The prefix length of the lab's network: 24 as in the tutorial, 22 beyond 247.
+
+    Examples
+    --------
+    >>> prefix(2), prefix(247), prefix(248)
+    (24, 24, 22)
+    """
+    return PREFIX if count <= TUTORIAL_MAX else WIDE_NETWORK.prefixlen
+
+
+def network(count: int) -> ipaddress.IPv4Network:
+    """The lab's network for ``count`` namespaces.
+
+    Examples
+    --------
+    >>> str(network(2)), str(network(1000))
+    ('192.168.15.0/24', '192.168.12.0/22')
+    """
+    if prefix(count) == PREFIX:
+        return ipaddress.IPv4Network(f"{SUBNET}.0/{PREFIX}")
+    return WIDE_NETWORK
 
 
 def check_count(count: int) -> None:
@@ -135,7 +177,7 @@ def check_count(count: int) -> None:
         raise ConfigError(f"a lab has at least 2 namespaces (red and blue), not {count}")
     if count > MAX_NAMESPACES:
         raise ConfigError(
-            f"{count} namespaces do not fit in {SUBNET}.0/{PREFIX}: use at most {MAX_NAMESPACES}"
+            f"{count} namespaces do not fit in {WIDE_NETWORK}: use at most {MAX_NAMESPACES}"
         )
 
 
@@ -164,7 +206,7 @@ def stages(count: int = 2) -> tuple[Stage, ...]:
     """
     ns = namespaces(count)
     extra = ns[2:]
-    cidr = f"/{PREFIX}"
+    cidr = f"/{prefix(count)}"
 
     def stage(name: str, title: str, *steps: tuple[str, str, list[str], str]) -> Stage:
         return Stage(
@@ -329,7 +371,7 @@ def stages(count: int = 2) -> tuple[Stage, ...]:
             "The host joins the bridge network with an address",
             (
                 "address",
-                "Give the bridge an address: the host is now on 192.168.15.0/24",
+                f"Give the bridge an address: the host is now on {network(count)}",
                 [f"ip addr add {HOST_IP}{cidr} dev {BRIDGE}"],
                 "",
             ),
@@ -346,7 +388,7 @@ def stages(count: int = 2) -> tuple[Stage, ...]:
             (
                 "masquerade",
                 "NAT on the host: packets to the LAN leave with the host's address",
-                [f"iptables -t nat -A POSTROUTING -s {SUBNET}.0/{PREFIX} -j MASQUERADE"],
+                [f"iptables -t nat -A POSTROUTING -s {network(count)} -j MASQUERADE"],
                 "The tutorial says this is enough. It is not: the host does not "
                 "forward packets between its interfaces yet, so still no reply.",
             ),
@@ -480,7 +522,10 @@ def desired(target: str, count: int = 2) -> State:
 
 @lru_cache(maxsize=256)
 def _desired(target: str, count: int) -> State:
-    return simulate([c for s in steps_upto(target, count) for c in s.commands])
+    # each step starts from the state of the step before (cached): linear
+    steps = steps_upto(target, count)
+    start = _desired(steps[-2].id, count) if len(steps) > 1 else None
+    return simulate(steps[-1].commands, start)
 
 
 @dataclass(frozen=True)
@@ -514,8 +559,12 @@ def owned(count: int = 2) -> Ownership:
     routes: set[Route] = set()
     for stage in stages(count):
         for command in stage.commands:
-            state = simulate([command], state)
-            ns |= state.namespaces
-            ifs |= set(state.ifaces)
-            routes |= {r for r in state.routes if r.ns == HOST}
+            apply(state, command)
+            if "netns add" in command:
+                ns |= state.namespaces
+            # A command adds at most two interfaces (a veth pair), and the
+            # model appends new and moved ones to the end of ``ifaces``.
+            ifs.update(islice(reversed(state.ifaces), 2))
+            if command.startswith("ip route"):
+                routes |= {r for r in state.routes if r.ns == HOST}
     return Ownership(frozenset(ns - {HOST}), frozenset(ifs), frozenset(routes))

@@ -179,7 +179,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing():
     with pytest.raises(ConfigError, match="at least 2"):
         Lab(namespaces=1)
     with pytest.raises(ConfigError, match="do not fit"):
-        Lab(namespaces=1000)
+        Lab(namespaces=1015)
     assert lab.state() == before
 
 

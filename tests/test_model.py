@@ -105,3 +105,41 @@ def test_conflict_names_the_object_and_the_fix():
     )
     with pytest.raises(ConflictError, match=r"ip addr del 192\.168\.15\.5/24 dev eth9"):
         diff(obs, desired("host"), owned(2), set(owned(2).routes))
+
+
+@pytest.mark.parametrize("count", [2, 3, 20])
+def test_owned_is_everything_any_command_ever_made(count):
+    # the plain, quadratic way: the union of the state after every command
+    state, ns, ifs, routes = State(), set(), set(), set()
+    for stage in stages(count):
+        for command in stage.commands:
+            state = simulate([command], state)
+            ns |= state.namespaces
+            ifs |= set(state.ifaces)
+            routes |= {r for r in state.routes if r.ns == "host"}
+    own = owned(count)
+    assert own.namespaces == ns - {"host"}
+    assert own.ifaces == ifs
+    assert own.routes == routes
+
+
+@pytest.mark.parametrize("count", [2, 5])
+def test_desired_step_by_step_equals_all_commands_at_once(count):
+    for stage in stages(count):
+        for step in stage.steps:
+            commands = [c for s in steps_upto(step.id, count) for c in s.commands]
+            assert desired(step.id, count) == simulate(commands), step.id
+
+
+def test_a_lab_beyond_247_namespaces_uses_a_22():
+    assert namespaces(247)[-1] == ("ns254", "192.168.15.254")
+    names = namespaces(1014)
+    assert names[247] == ("ns255", "192.168.12.1")
+    assert names[-1] == ("ns1021", "192.168.14.255")
+    assert len({ip for _, ip in names} | {"192.168.15.5"}) == 1015
+    assert "ip -n red addr add 192.168.15.1/24 dev veth-red" in stages(247)[2].commands
+    assert "ip -n red addr add 192.168.15.1/22 dev veth-red" in stages(248)[2].commands
+    nat = [c for c in stages(248)[5].commands if "MASQUERADE" in c]
+    assert nat == ["iptables -t nat -A POSTROUTING -s 192.168.12.0/22 -j MASQUERADE"]
+    with pytest.raises(ConfigError, match="at most 1014"):
+        namespaces(1015)
