@@ -430,6 +430,11 @@ class Lab:
         ['ip netns delete blue', 'ip netns delete red', 'ip link delete v-net-0']
         """
         sandbox.require()
+        # Every namespace but the world's goes: delete them before reading
+        # the rest (the kernel frees them in one batch; nothing to read).
+        nl = netlink.get()
+        doomed = sorted(set(self._netns()) - set(stages.WORLD))
+        nl.call(nl.netns_del_many, doomed)
         state = self.state()
         world = stages.owned(self.count)
         # Here the lab owns everything the sandbox has.
@@ -441,7 +446,9 @@ class Lab:
         want = stages.desired("reset", self.count)
         ops = reconcile.diff(state, want, own, set(own.routes), sweep=True)
         reconcile.run(ops)
-        return [c for op in ops for c in op.commands]
+        return [f"ip netns delete {name}" for name in doomed] + [
+            c for op in ops for c in op.commands
+        ]
 
     def down(self) -> list[str]:
         """Go back one stage (to ``reset`` from the first).

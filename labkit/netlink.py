@@ -30,6 +30,9 @@ from labkit.model import HOST
 from labkit.sandbox import NETNS_DIR
 
 _T = TypeVar("_T")
+#: from this many namespaces on, deleting swaps /run/netns instead of
+#: unmounting each namespace file
+SWAP_AT = 16
 
 
 class Netlink:
@@ -161,28 +164,29 @@ class Netlink:
         if not doomed:
             return
         stay = [HOST, *(n for n in self.netns_list() if n not in doomed)]
-        cables = self._cables_into(stay, list(doomed))
-        kill_processes_in(set(doomed.values()))
-        for name in doomed:
-            entry = self._socks.pop(name, None)
-            if entry:
-                entry[1].close()
-            path = os.path.join(NETNS_DIR, name)
-            try:
-                _libc.umount(path)
-            except OSError as err:
-                if err.errno not in (errno.EINVAL, errno.ENOENT):
-                    raise KernelError(f"ip netns delete {name}: {err.strerror}") from None
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        # Hold every doomed namespace open until all are unmounted: the
+        # kernel then frees them together, and not while we unmount (its
+        # cleanup slows each umount from ~20 us to ~0.7 ms).
+        fds = [self.ns_fd(name) for name in doomed]
+        try:
+            cables = self._cables_into(stay, fds)
+            kill_processes_in(set(doomed.values()))
+            for name in doomed:
+                entry = self._socks.pop(name, None)
+                if entry:
+                    entry[1].close()
+            if len(doomed) < SWAP_AT or not self._swap_netns_dir(stay[1:]):
+                for name in doomed:
+                    self._unmount(name)
+        finally:
+            for fd in fds:
+                os.close(fd)
         deadline = time.monotonic() + timeout
         pause = 0.002
         while cables:
             for ns in list(cables):
                 try:
-                    present = {link["index"] for link in self.sock(ns).dump("links")}
+                    present = self.sock(ns).link_indexes()
                 except (OSError, ConfigError):
                     present = set()
                 cables[ns] &= present
@@ -191,31 +195,62 @@ class Netlink:
             if not cables or time.monotonic() > deadline:
                 break
             time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            pause = min(pause * 2, 0.01)
         for ns, indexes in cables.items():
             self.sock(ns).request([rtnl.del_link(i) for i in sorted(indexes)])
 
-    def _cables_into(self, stay: list[str], doomed: list[str]) -> dict[str, set[int]]:
-        """For each namespace in ``stay``: the veths whose peer is in ``doomed``."""
-        fds = [self.ns_fd(name) for name in doomed]
+    def _unmount(self, name: str) -> None:
+        path = os.path.join(NETNS_DIR, name)
         try:
-            out = {}
-            for ns in stay:
-                try:
-                    sock = self.sock(ns)
-                    links = [lk for lk in sock.dump("links") if lk["peer_nsid"] is not None]
-                    if not links:
-                        continue
-                    ids = {i for i in sock.nsids(fds) if i >= 0}
-                except (OSError, ConfigError):
-                    continue
-                mine = {lk["index"] for lk in links if lk["peer_nsid"] in ids}
-                if mine:
-                    out[ns] = mine
-            return out
+            _libc.umount(path)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.ENOENT):
+                raise KernelError(f"ip netns delete {name}: {err.strerror}") from None
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def _swap_netns_dir(self, keep: list[str]) -> bool:
+        """Replace /run/netns by an empty one holding only ``keep``; False if it cannot.
+
+        One umount of the directory removes every namespace file at once.
+        Unmounting them one by one costs about 1 ms each once the
+        namespaces have devices (measured with 1000), 1 s in all.
+        """
+        fds = {name: self.ns_fd(name) for name in keep}
+        try:
+            try:
+                _libc.umount(NETNS_DIR)
+            except OSError:
+                return False
+            _libc.mount("tmpfs", NETNS_DIR, "tmpfs", 0, "mode=0755")
+            _libc.mount(None, NETNS_DIR, None, _libc.MS_SHARED)
+            for name, fd in fds.items():
+                path = os.path.join(NETNS_DIR, name)
+                os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+                _libc.mount(f"/proc/self/fd/{fd}", path, None, _libc.MS_BIND)
+            return True
         finally:
-            for fd in fds:
+            for fd in fds.values():
                 os.close(fd)
+
+    def _cables_into(self, stay: list[str], fds: list[int]) -> dict[str, set[int]]:
+        """For each namespace in ``stay``: the veths whose peer is in one of ``fds``."""
+        out = {}
+        for ns in stay:
+            try:
+                sock = self.sock(ns)
+                links = [lk for lk in sock.dump("links") if lk["peer_nsid"] is not None]
+                if not links:
+                    continue
+                ids = {i for i in sock.nsids(fds) if i >= 0}
+            except (OSError, ConfigError):
+                continue
+            mine = {lk["index"] for lk in links if lk["peer_nsid"] in ids}
+            if mine:
+                out[ns] = mine
+        return out
 
     def run_in(self, ns: str, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
         """Run a command in namespace ``ns`` (like ``ip netns exec``, lighter).

@@ -63,6 +63,9 @@ class Snapshot:
     sysctls: dict[str, dict[str, str]] = field(default_factory=dict)
     rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     services: list[dict[str, Any]] = field(default_factory=list)
+    _by_index: dict[str, dict[int, dict[str, Any]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def namespaces(self) -> list[str]:
@@ -83,10 +86,11 @@ class Snapshot:
         >>> Snapshot(links={"host": [{"index": 1}]}).link("host", 1)
         {'index': 1}
         """
-        for item in self.links.get(ns, []):
-            if item["index"] == index:
-                return item
-        return None
+        by_index = self._by_index.get(ns)
+        if by_index is None:
+            by_index = {item["index"]: item for item in self.links.get(ns, [])}
+            self._by_index[ns] = by_index
+        return by_index.get(index)
 
 
 def parse_rules(text: str, table: str) -> list[dict[str, Any]]:
@@ -133,7 +137,7 @@ def _collect(nl: netlink.Netlink) -> Snapshot:
     for ns in [HOST, *nl.netns_list()]:
         try:
             plain = nl.dump(ns)
-            forwarding = nl.read_sysctl(ns, FORWARDING)
+            forwarding = "1" if nl.sock(ns).forwarding() else "0"
         except (OSError, ConfigError):
             continue  # deleted while we looked
         snap.links[ns] = plain["links"]
@@ -161,17 +165,16 @@ def _pair_veths(nl: netlink.Netlink, snap: Snapshot) -> None:
         for link in links
         if link["kind"] == "veth" and link["peer_index"]
     ]
-    by_index: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+    # (index, peer's index) -> namespaces with such a veth: O(1) per lookup
+    by_pair: dict[tuple[int, int], list[str]] = {}
     for ns, link in veths:
-        by_index.setdefault(link["index"], []).append((ns, link))
+        by_pair.setdefault((link["index"], link["peer_index"]), []).append(ns)
     for ns, link in veths:
         if link["peer_nsid"] is None:
             snap.peers[(ns, link["index"])] = (ns, link["peer_index"])
             continue
         candidates = [
-            other
-            for other, olink in by_index.get(link["peer_index"], [])
-            if other != ns and olink["peer_index"] == link["index"]
+            other for other in by_pair.get((link["peer_index"], link["index"]), []) if other != ns
         ]
         if len(candidates) > 1:
             found = nl.peer_namespace(ns, link["peer_nsid"], candidates)

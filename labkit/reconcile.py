@@ -157,10 +157,11 @@ def diff(
             cur.pop(iface.peer, None)
 
     # 1. Namespaces the stage does not have (their links go with them).
-    for name in sorted(observed.namespaces & own.namespaces - want.namespaces):
+    doomed = observed.namespaces & own.namespaces - want.namespaces
+    for name in sorted(doomed):
         ops.append(make_op("netns_del", name))
-        for key in [k for k in observed.ifaces if k[0] == name]:
-            forget(key)
+    for key in [k for k in observed.ifaces if k[0] in doomed]:
+        forget(key)
     # 2. Links that should not exist, or are not what they should be.
     for key in sorted(cur):
         iface = cur.get(key)

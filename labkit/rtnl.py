@@ -25,6 +25,7 @@ import itertools
 import os
 import socket
 import struct
+import threading
 from typing import Any
 
 NETLINK_ROUTE = 0
@@ -48,6 +49,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_NEWNETCONF, RTM_GETNETCONF = 80, 82
 RTM_NEWNSID, RTM_GETNSID = 88, 90
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MASTER = 1, 3, 5, 10
@@ -59,6 +61,8 @@ IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 NDA_DST, NDA_LLADDR = 1, 2
 NETNSA_NSID, NETNSA_FD = 1, 3
+NETCONFA_IFINDEX, NETCONFA_FORWARDING = 1, 2
+_NETCONFA_IFINDEX_ALL = -1
 _RTEXT_FILTER_SKIP_STATS = 1 << 3
 _NLMSGERR_ATTR_MSG = 1
 
@@ -275,6 +279,19 @@ def get_nsid(fd: int) -> bytes:
     return message(RTM_GETNSID, F_REQUEST, b"\0\0\0\0" + attr(NETNSA_FD, _u32(fd)))
 
 
+def get_forwarding() -> bytes:
+    """Ask for the namespace's IPv4 forwarding (``net.ipv4.ip_forward``).
+
+    Examples
+    --------
+    >>> _HDR.unpack_from(get_forwarding())[1] == RTM_GETNETCONF
+    True
+    """
+    body = struct.pack("=Bxxx", socket.AF_INET)
+    body += attr(NETCONFA_IFINDEX, struct.pack("=i", _NETCONFA_IFINDEX_ALL))
+    return message(RTM_GETNETCONF, F_REQUEST, body)
+
+
 _DUMPS = {
     "links": message(
         RTM_GETLINK,
@@ -292,20 +309,27 @@ _DUMPS = {
 # -- decoding ---------------------------------------------------------------
 
 
-def attrs(data: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
-    """Attribute type -> (start, end) of its payload in ``data``.
+def attrs(
+    data: bytes, start: int, end: int, wanted: frozenset[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """Attribute type -> (start, end) of its payload in ``data`` (only ``wanted`` ones).
 
     Examples
     --------
     >>> attrs(attr(3, b"lo\\0"), 0, 8)
     {3: (4, 7)}
+    >>> attrs(attr(3, b"lo\\0"), 0, 8, frozenset({1}))
+    {}
     """
     out = {}
+    unpack = _ATTR.unpack_from
     while start + 4 <= end:
-        size, kind = _ATTR.unpack_from(data, start)
+        size, kind = unpack(data, start)
         if size < 4:
             break
-        out[kind & 0x3FFF] = (start + 4, start + size)
+        kind &= 0x3FFF
+        if wanted is None or kind in wanted:
+            out[kind] = (start + 4, start + size)
         start += (size + 3) & ~3
     return out
 
@@ -334,6 +358,13 @@ def oper(flags: int) -> str:
     return "UP" if flags & IFF_LOWER_UP else "LOWERLAYERDOWN"
 
 
+_LINK_ATTRS = frozenset(
+    {IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MASTER, IFLA_OPERSTATE, IFLA_LINKINFO}
+    | {IFLA_LINK_NETNSID}
+)
+_INFO_ATTRS = frozenset({IFLA_INFO_KIND})
+
+
 def parse_link(data: bytes, off: int, end: int) -> dict[str, Any]:
     """A link message as a plain dict (see :mod:`labkit.observe`).
 
@@ -344,10 +375,10 @@ def parse_link(data: bytes, off: int, end: int) -> dict[str, Any]:
     'loopback'
     """
     _, arphrd, index, flags, _ = _IFINFO.unpack_from(data, off)
-    a = attrs(data, off + _IFINFO.size, end)
+    a = attrs(data, off + _IFINFO.size, end, _LINK_ATTRS)
     kind = None
     if IFLA_LINKINFO in a:
-        info = attrs(data, *a[IFLA_LINKINFO])
+        info = attrs(data, *a[IFLA_LINKINFO], _INFO_ATTRS)
         if IFLA_INFO_KIND in info:
             kind = _text(data, info[IFLA_INFO_KIND])
     name = _text(data, a[IFLA_IFNAME]) if IFLA_IFNAME in a else ""
@@ -456,6 +487,9 @@ def _error(data: bytes, off: int, end: int, flags: int) -> tuple[int, str]:
     return code, detail
 
 
+_local = threading.local()
+
+
 class Socket:
     """A NETLINK_ROUTE socket in the calling thread's network namespace.
 
@@ -466,6 +500,8 @@ class Socket:
     ['lo']
     """
 
+    #: the receive buffer: more than the kernel puts in one dump message (32 KiB)
+    RECV_SIZE = 256 * 1024
     #: how many bytes of requests go to the kernel in one sendmsg
     CHUNK = 32 * 1024
     #: and how many requests at most: each queues an acknowledgement, and
@@ -484,6 +520,15 @@ class Socket:
             raise
         self._sock = s
         self._seq = itertools.count(1)
+
+    def _recv(self) -> bytes:
+        # recv(n) would allocate n bytes per call: a reused buffer (one per
+        # thread, not per socket: a lab may have a thousand) is much faster
+        buf = getattr(_local, "buf", None)
+        if buf is None:
+            buf = _local.buf = bytearray(self.RECV_SIZE)
+        n = self._sock.recv_into(buf)
+        return bytes(buf[:n])
 
     def close(self) -> None:
         """Close the socket (it no longer keeps its namespace alive).
@@ -530,7 +575,7 @@ class Socket:
                 at += 1
             self._sock.send(chunk)
             while waiting:
-                data = self._sock.recv(1 << 20)
+                data = self._recv()
                 for kind, flags, seq, off, end in _messages(data):
                     if kind == NLMSG_ERROR and seq in waiting:
                         results[waiting.pop(seq)] = _error(data, off, end, flags)
@@ -560,6 +605,46 @@ class Socket:
         """
         return self._exchange(_DUMPS[what])
 
+    def forwarding(self) -> bool:
+        """Whether the namespace forwards IPv4 (``net.ipv4.ip_forward``).
+
+        Examples
+        --------
+        >>> with Socket() as s:  # doctest: +SKIP
+        ...     s.forwarding()
+        False
+        """
+        return any(item["forwarding"] for item in self._exchange(get_forwarding()))
+
+    def link_indexes(self) -> set[int]:
+        """The ifindex of every link (a dump that reads nothing else: cheap).
+
+        Examples
+        --------
+        >>> with Socket() as s:  # doctest: +SKIP
+        ...     s.link_indexes()
+        {1}
+        """
+        seq = next(self._seq)
+        buf = bytearray(_DUMPS["links"])
+        struct.pack_into("=I", buf, 8, seq)
+        self._sock.send(buf)
+        out = set()
+        while True:
+            data = self._recv()
+            for kind, flags, got, off, end in _messages(data):
+                if got != seq:
+                    continue
+                if kind == RTM_NEWLINK:
+                    out.add(_IFINFO.unpack_from(data, off)[2])
+                elif kind == NLMSG_DONE:
+                    return out
+                elif kind == NLMSG_ERROR:
+                    code, detail = _error(data, off, end, flags)
+                    if code:
+                        raise NetlinkError(code, detail)
+                    return out
+
     def nsids(self, fds: list[int]) -> list[int]:
         """The id this socket's namespace gives each namespace fd (-1: none yet).
 
@@ -576,16 +661,18 @@ class Socket:
         while at < len(fds):
             chunk = bytearray()
             waiting: dict[int, int] = {}
+            template = get_nsid(0)
+            size = len(template)
             for i in range(at, min(len(fds), at + self.MAX_MESSAGES)):
                 seq = next(self._seq)
-                msg = bytearray(get_nsid(fds[i]))
-                struct.pack_into("=I", msg, 8, seq)
+                chunk += template
+                struct.pack_into("=I", chunk, len(chunk) - size + 8, seq)
+                struct.pack_into("=I", chunk, len(chunk) - 4, fds[i])  # NETNSA_FD, last
                 waiting[seq] = i
-                chunk += msg
             at += len(waiting)
             self._sock.send(chunk)
             while waiting:
-                data = self._sock.recv(1 << 20)
+                data = self._recv()
                 for kind, _flags, seq, off, end in _messages(data):
                     if seq not in waiting:
                         continue
@@ -604,7 +691,7 @@ class Socket:
         multi = bool(_HDR.unpack_from(buf)[2] & F_DUMP)
         out: list[dict[str, Any]] = []
         while True:
-            data = self._sock.recv(1 << 20)
+            data = self._recv()
             for kind, flags, got, off, end in _messages(data):
                 if got != seq:
                     continue
@@ -619,6 +706,10 @@ class Socket:
                     a = attrs(data, off + 4, end)
                     nsid = struct.unpack_from("=i", data, a[NETNSA_NSID][0])[0]
                     out.append({"nsid": nsid})
+                elif kind == RTM_NEWNETCONF:
+                    a = attrs(data, off + 4, end)
+                    if NETCONFA_FORWARDING in a:
+                        out.append({"forwarding": _u32_at(data, a[NETCONFA_FORWARDING])})
                 else:
                     parse = _PARSERS.get(kind)
                     item = parse(data, off, end) if parse else None
