@@ -125,7 +125,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if args.stage != "reset":
         stages.find(args.stage, lab.count)  # a bad name is an error outside too
     _require_inside("up", f"up {args.stage}")
-    commands = lab.goto(args.stage)
+    commands = lab.goto(args.stage, progress=True)  # a bar only on a terminal
     _print_commands(args, commands, f"already at {args.stage}")
     return 0
 
@@ -140,7 +140,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 def _cmd_reset(args: argparse.Namespace) -> int:
     _require_inside("reset", "reset")
-    commands = _lab(args).reset()
+    commands = _lab(args).reset(progress=True)
     _print_commands(args, commands, "nothing to reset: the lab is empty")
     return 0
 

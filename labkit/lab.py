@@ -19,6 +19,7 @@ from typing import Any
 import networkx as nx
 
 from labkit import netlink, observe, reconcile, sandbox, stages
+from labkit import progress as progress_mod
 from labkit.errors import ConfigError
 from labkit.model import HOST, Rule, Service, State
 
@@ -376,12 +377,14 @@ class Lab:
 
     # -- changing the kernel -------------------------------------------------
 
-    def goto(self, target: str) -> list[str]:
+    def goto(self, target: str, progress: bool | progress_mod.Callback = False) -> list[str]:
         """Bring the kernel to ``target`` (``stage`` or ``stage:step``).
 
         Works from any state, forward or backward; changes only what
         differs. Returns the shell commands that the changes equal.
-        ``"reset"`` removes everything.
+        ``"reset"`` removes everything. ``progress=True`` shows a progress
+        bar (a widget in a notebook, a line on a terminal); a callable gets
+        ``(done, total)`` instead.
 
         Examples
         --------
@@ -392,7 +395,7 @@ class Lab:
         []
         """
         if target == "reset":
-            return self.reset()
+            return self.reset(progress)
         count = self.count  # read from the kernel once
         stages.find(target, count)  # a clear error before anything else
         sandbox.require()
@@ -400,11 +403,14 @@ class Lab:
         before = self.state()
         own = stages.owned(max(count, stages.count_from(before.namespaces)))
         ops = reconcile.diff(before, want, own, set(own.routes))
+        bar = progress_mod.bar(f"{target}:", progress) if ops else None
         try:
-            reconcile.run(ops)
+            reconcile.run(ops, bar)
         except Exception:
             self._restore(before, own)
             raise
+        finally:
+            progress_mod.close(bar)
         return [c for op in ops for c in op.commands]
 
     def _restore(self, before: State, own: stages.Ownership) -> None:
@@ -416,13 +422,13 @@ class Lab:
         except Exception:  # noqa: BLE001 - the first error is the one to report
             pass
 
-    def reset(self) -> list[str]:
+    def reset(self, progress: bool | progress_mod.Callback = False) -> list[str]:
         """Back to a fresh sandbox: only the outside world is left.
 
         Removes every namespace, link, route, firewall rule and web app
         that is not the world's, hand-made ones included, ends the
         processes in removed namespaces, and repairs the world. Safe to
-        call twice.
+        call twice. ``progress`` as in :meth:`goto`.
 
         Examples
         --------
@@ -434,7 +440,15 @@ class Lab:
         # the rest (the kernel frees them in one batch; nothing to read).
         nl = netlink.get()
         doomed = sorted(set(self._netns()) - set(stages.WORLD))
-        nl.call(nl.netns_del_many, doomed)
+        bar = progress_mod.bar("reset:", progress) if doomed else None
+        try:
+            if bar:
+                bar(0, len(doomed))
+            nl.call(nl.netns_del_many, doomed)
+            if bar:
+                bar(len(doomed), len(doomed))
+        finally:
+            progress_mod.close(bar)
         state = self.state()
         world = stages.owned(self.count)
         # Here the lab owns everything the sandbox has.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,8 +310,13 @@ def _encode(nl: netlink.Netlink, op: Op, idx: _Indexes, fds: dict[str, int]) -> 
     raise ValueError(kind)  # pragma: no cover - programming error
 
 
-def _requests(nl: netlink.Netlink, ops: list[Op], idx: _Indexes) -> None:
-    """Carry out netlink ops of one kind: one batch of requests per namespace."""
+def _requests(
+    nl: netlink.Netlink, ops: list[Op], idx: _Indexes, tick: Callable[[int], None] | None = None
+) -> None:
+    """Carry out netlink ops of one kind: one batch of requests per namespace.
+
+    ``tick(n)`` is called after each batch with the number of ops it did.
+    """
     batches: dict[str, list[tuple[Op, bytes]]] = {}
     fds: dict[str, int] = {}
     try:
@@ -329,13 +335,25 @@ def _requests(nl: netlink.Netlink, ops: list[Op], idx: _Indexes) -> None:
                     continue
                 err = rtnl.NetlinkError(code, detail)
                 raise netlink.translate(err, "; ".join(op.commands))
+            if tick:
+                tick(len(items))
     finally:
         for fd in fds.values():
             os.close(fd)
 
 
-def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:
+def _run_all(
+    nl: netlink.Netlink, ops: list[Op], progress: Callable[[int, int], None] | None = None
+) -> None:
     idx = _Indexes(nl)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, len(ops))
+
     at = 0
     while at < len(ops):
         kind = ops[at].kind
@@ -344,7 +362,9 @@ def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:
             end += 1
         group, at = ops[at:end], end
         if kind in _NETLINK:
-            _requests(nl, group, idx)
+            before = done
+            _requests(nl, group, idx, tick)
+            tick(len(group) - (done - before))  # ops with nothing to do
             if kind in ("bridge_add", "veth_add", "link_del"):
                 idx.clear()
         elif kind == "netns_add":
@@ -352,12 +372,15 @@ def _run_all(nl: netlink.Netlink, ops: list[Op]) -> None:
             for op in group:
                 if op.args[0] not in present:
                     nl.netns_add(op.args[0])
+                tick(1)
         elif kind == "netns_del":
             nl.netns_del_many([op.args[0] for op in group])
             idx.clear()
+            tick(len(group))
         else:
             for op in group:
                 _apply(nl, op)
+                tick(1)
 
 
 def _iptables(nl: netlink.Netlink, rule: Rule, verb: str, marked: bool, op: Op) -> None:
@@ -371,8 +394,11 @@ def _iptables(nl: netlink.Netlink, rule: Rule, verb: str, marked: bool, op: Op) 
     raise KernelError(f"{op.commands[0]}: {proc.stderr.strip() or 'failed'}")
 
 
-def run(ops: list[Op]) -> None:
+def run(ops: list[Op], progress: Callable[[int, int], None] | None = None) -> None:
     """Carry out ``ops`` in order, on the netlink thread.
+
+    ``progress(done, total)`` is called as ops complete (from the netlink
+    thread).
 
     Examples
     --------
@@ -380,4 +406,4 @@ def run(ops: list[Op]) -> None:
     >>> run([make_op("netns_add", "red")])  # doctest: +SKIP
     """
     nl = netlink.get()
-    nl.call(_run_all, nl, ops)
+    nl.call(_run_all, nl, ops, progress)

@@ -204,3 +204,20 @@ def test_a_failing_change_is_rolled_back(monkeypatch):
         lab.goto("host")
     monkeypatch.setattr(reconcile, "_requests", real)
     assert lab.state() == before
+
+
+def test_progress_follows_the_work_to_the_end():
+    calls = []
+    lab = Lab(namespaces=50)
+    lab.goto("bridge", progress=lambda done, total: calls.append((done, total)))
+    dones = [d for d, _ in calls]
+    totals = {t for _, t in calls}
+    assert len(totals) == 1 and dones == sorted(dones)
+    assert calls[-1][0] == calls[-1][1] > 50 * 3  # a namespace, a cable, an address... each
+    assert len(calls) > 10  # a bar that moves, not one jump
+    calls.clear()
+    lab.reset(progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 50), (50, 50)]
+    calls.clear()
+    lab.goto("reset", progress=lambda done, total: calls.append((done, total)))
+    assert calls == []  # nothing to do: no bar
