@@ -355,6 +355,48 @@ def check_nat_modules() -> Finding:
     return Finding(name, True, f"{', '.join(NAT_MODULES)} loaded")
 
 
+def _neighbour_entries() -> int | None:
+    """Entries in the machine's IPv4 neighbour table now (every namespace)."""
+    text = _read("/proc/net/stat/arp_cache")
+    if not text:
+        return None
+    rows = text.splitlines()
+    if len(rows) < 2 or rows[0].split()[0] != "entries":
+        return None
+    return int(rows[1].split()[0], 16)
+
+
+def check_neighbour_table() -> Finding:
+    """The machine's ARP table limit, shared by every namespace.
+
+    Examples
+    --------
+    >>> check_neighbour_table().name
+    'neighbour table'
+    """
+    name = "neighbour table"
+    limit = _read("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+    used = _neighbour_entries()
+    if limit is None or not limit.isdigit():
+        return Finding(name, True, "its limit is not readable here (inside a sandbox)")
+    size = int(limit)
+    now = f"{used} in use now" if used is not None else "use unknown"
+    detail = (
+        f"the machine's IPv4 neighbour (ARP) table holds at most {size} entries for all "
+        f"namespaces together ({now}); each pair of namespaces that talk needs two. "
+        "labkit's reachability stays within it by working in waves; your own pings "
+        "between dozens of namespaces at once may fail with 'No buffer space available'"
+    )
+    fix = (
+        "if that happens and the machine is yours: "
+        "sysctl -w net.ipv4.neigh.default.gc_thresh3=8192 "
+        "(labkit never changes it for you)"
+    )
+    if size < 512 or (used is not None and used > size // 2):
+        return Finding(name, False, detail, fix)
+    return Finding(name, True, detail)
+
+
 def check() -> list[Finding]:
     """Run every check; read-only on the machine.
 
@@ -376,6 +418,7 @@ def check() -> list[Finding]:
         check_forward(),
         check_br_netfilter(),
         check_nat_modules(),
+        check_neighbour_table(),
     ]
 
 

@@ -224,3 +224,27 @@ def test_report_levels_and_summary():
     blocked = [doctor.Finding("sandbox", False, "no", "do this", blocking=True)]
     assert not doctor.can_run(blocked)
     assert "[FAIL] sandbox: no" in doctor.report(blocked)
+
+
+def test_neighbour_table_limit_is_reported_and_a_full_table_warns(monkeypatch):
+    real = doctor._read
+    finding = doctor.check_neighbour_table()
+    limit = real("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+    assert finding.ok and f"at most {limit} entries" in finding.detail
+
+    def fake(entries: int, limit: str):
+        stat = f"entries allocs\n{entries:08x} 00000001\n"
+        files = {
+            "/proc/net/stat/arp_cache": stat,
+            "/proc/sys/net/ipv4/neigh/default/gc_thresh3": limit,
+        }
+        return lambda path: files.get(path, real(path))
+
+    monkeypatch.setattr(doctor, "_read", fake(900, "1024"))
+    busy = doctor.check_neighbour_table()
+    assert not busy.ok and not busy.blocking and "900 in use" in busy.detail
+    assert "gc_thresh3" in busy.fix and "never changes it" in busy.fix
+    monkeypatch.setattr(doctor, "_read", fake(3, "128"))
+    assert not doctor.check_neighbour_table().ok  # too small for a lab of any size
+    monkeypatch.setattr(doctor, "_read", fake(3, None))
+    assert doctor.check_neighbour_table().ok  # cannot tell: say so, no warning
