@@ -9,7 +9,9 @@ Who does what:
 * :mod:`labkit.observe` reads the live kernel into that same state and
   into a networkx graph; :mod:`labkit.draw` draws the graph;
 * :mod:`labkit.reconcile` works out and makes the changes between the two,
-  through :mod:`labkit.netlink` (every pyroute2 call, on one thread);
+  through :mod:`labkit.netlink` (all netlink work, on one thread) and
+  :mod:`labkit.rtnl` (the rtnetlink messages, many per system call);
+* :mod:`labkit.probe` pings many pairs at once from raw sockets;
 * :mod:`labkit.lab` ties them together as :class:`Lab`;
 * :mod:`labkit.live` redraws the graph with what changed marked, and
   :mod:`labkit.panel` is a control panel of notebook widgets (:class:`Panel`);
@@ -45,7 +47,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that small entry points (the web app, the kernel launcher)
-    # start without importing pyroute2, networkx and matplotlib.
+    # start without importing networkx and matplotlib.
     if name in ("Lab", "PingResult", "Plan", "HttpResult"):
         from labkit import lab
 
