@@ -449,7 +449,8 @@ class Lab:
                 bar(len(doomed), len(doomed))
         finally:
             progress_mod.close(bar)
-        state = self.state()
+        snap = observe.snapshot()
+        state = observe.to_state(snap)
         world = stages.owned(self.count)
         # Here the lab owns everything the sandbox has.
         own = stages.Ownership(
@@ -460,9 +461,19 @@ class Lab:
         want = stages.desired("reset", self.count)
         ops = reconcile.diff(state, want, own, set(own.routes), sweep=True)
         reconcile.run(ops)
-        return [f"ip netns delete {name}" for name in doomed] + [
-            c for op in ops for c in op.commands
-        ]
+        opened = []  # a chain a learner closed (iptables -P FORWARD DROP) opens again
+        for ns, policies in sorted(snap.policies.items()):
+            for (table, chain), policy in sorted(policies.items()):
+                if policy != "ACCEPT":
+                    cmd = ["iptables", "-w", "-t", table, "-P", chain, "ACCEPT"]
+                    nl.call(nl.run_in, ns, cmd)
+                    prefix = "" if ns == HOST else f"ip netns exec {ns} "
+                    opened.append(f"{prefix}iptables -t {table} -P {chain} ACCEPT")
+        return (
+            [f"ip netns delete {name}" for name in doomed]
+            + [c for op in ops for c in op.commands]
+            + opened
+        )
 
     def down(self) -> list[str]:
         """Go back one stage (to ``reset`` from the first).

@@ -62,6 +62,8 @@ class Snapshot:
     peers: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
     sysctls: dict[str, dict[str, str]] = field(default_factory=dict)
     rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: chain policies of the host and the router: (table, chain) -> ACCEPT / DROP
+    policies: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)
     services: list[dict[str, Any]] = field(default_factory=list)
     _by_index: dict[str, dict[int, dict[str, Any]]] = field(
         default_factory=dict, repr=False, compare=False
@@ -151,6 +153,10 @@ def _collect(nl: netlink.Netlink) -> Snapshot:
             proc = nl.run_in(ns, ["iptables", "-w", "-t", table, "-v", "-S"])
             if proc.returncode == 0:
                 rules += parse_rules(proc.stdout, table)
+                for line in proc.stdout.splitlines():
+                    words = line.split()
+                    if len(words) >= 3 and words[0] == "-P":
+                        snap.policies.setdefault(ns, {})[(table, words[1])] = words[2]
         snap.rules[ns] = rules
     snap.services = services.running(list(snap.links))
     _pair_veths(nl, snap)

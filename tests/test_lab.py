@@ -221,3 +221,14 @@ def test_progress_follows_the_work_to_the_end():
     calls.clear()
     lab.goto("reset", progress=lambda done, total: calls.append((done, total)))
     assert calls == []  # nothing to do: no bar
+
+
+def test_reset_opens_a_chain_the_learner_closed():
+    lab = Lab()
+    lab.goto("internet")
+    sh("iptables -P FORWARD DROP")
+    assert lab.ping("red", "203.0.113.8", count=1).received == 0
+    assert "iptables -t filter -P FORWARD ACCEPT" in lab.reset()
+    assert "-P FORWARD ACCEPT" in sh("iptables -S FORWARD").stdout
+    lab.goto("internet")
+    assert lab.ping("red", "203.0.113.8").loss == 0
