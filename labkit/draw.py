@@ -21,8 +21,12 @@ How much is written depends on how many lab namespaces there are (the
 world's three do not count): up to :data:`MEDIUM_ABOVE`, every cable end is
 labelled with its interface's name and addresses; up to
 :data:`COMPACT_ABOVE`, the boxes are smaller and show their addresses
-inside; above that, boxes are compact and show only their (shortened)
-names. The world, and the host's cable to it, are always labelled in full.
+inside; up to :data:`DENSE_ABOVE`, boxes are compact and show only their
+(shortened) names; above that (hundreds of namespaces), they are small
+unnamed tiles in rows, each row labelled with its first and last name
+(``ns10`` on the left, ``ns41`` on the right), and the host's ends of
+their cables sit along the bottom of the host only. The world, and the
+host's cable to it, are always labelled in full.
 
 Small notes inside a box say what a namespace does besides its links:
 ``forwarding`` when it forwards IPv4, the labkit web apps listening there
@@ -61,6 +65,7 @@ from typing import Any
 import networkx as nx
 from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyBboxPatch, PathPatch
@@ -68,7 +73,7 @@ from matplotlib.path import Path
 
 from labkit.model import HOST
 
-__all__ = ["COMPACT_ABOVE", "FIGSIZE", "MEDIUM_ABOVE", "draw", "layout", "save"]
+__all__ = ["COMPACT_ABOVE", "DENSE_ABOVE", "FIGSIZE", "MEDIUM_ABOVE", "draw", "layout", "save"]
 
 #: Default figure size in inches (width, height): the same for every graph.
 FIGSIZE = (9.0, 7.0)
@@ -76,6 +81,9 @@ FIGSIZE = (9.0, 7.0)
 MEDIUM_ABOVE = 6
 #: Above this many lab namespaces, boxes are compact and show only their names.
 COMPACT_ABOVE = 24
+#: Above this many lab namespaces, boxes are unnamed tiles and each row is
+#: labelled with its first and last name (a name no longer fits in a tile).
+DENSE_ABOVE = 128
 
 Point = tuple[float, float]
 
@@ -100,6 +108,8 @@ _TITLED = {HOST: 0.27, "router": 0.2}
 # up to _ONE_ROW of them in one centred row, more in a grid.
 _ROWS = (0.2, _W - 0.2, 2.4, -0.9)
 _ONE_ROW = 5
+# Dense rows leave this much room on either side for their labels.
+_ROW_LABELS = 1.1
 # The grids, by how many namespaces there are: (columns, rows). Within one
 # grid a namespace's place depends only on its rank among them.
 _GRIDS = [(7, 3), (10, 4), (12, 5), (14, 7), (16, 8)]
@@ -250,8 +260,11 @@ def _is_up(d: dict[str, Any]) -> bool:
 
 
 def _density(names: list[str]) -> str:
-    """``"full"``, ``"medium"`` or ``"compact"``, from the number of lab namespaces."""
+    """``"full"``, ``"medium"``, ``"compact"`` or ``"dense"``, from the number
+    of lab namespaces."""
     n = sum(1 for name in names if name != HOST and name not in _WORLD)
+    if n > DENSE_ABOVE:
+        return "dense"
     if n > COMPACT_ABOVE:
         return "compact"
     return "medium" if n > MEDIUM_ABOVE else "full"
@@ -370,19 +383,28 @@ def _notes(
 # -- layout ----------------------------------------------------------------------
 
 
-def _grid(m: int) -> tuple[int, int]:
+def _rows_area(dense: bool) -> tuple[float, float, float, float]:
+    """The rectangle the rows fill: narrower when dense, for the row labels."""
+    x0, x1, top, bottom = _ROWS
+    if dense:
+        x0, x1 = x0 + _ROW_LABELS, x1 - _ROW_LABELS
+    return x0, x1, top, bottom
+
+
+def _grid(m: int, dense: bool = False) -> tuple[int, int]:
     if m <= _ONE_ROW:
         return max(m, 1), 1
     for cols, rows in _GRIDS:
         if m <= cols * rows:
             return cols, rows
-    x0, x1, top, bottom = _ROWS
+    x0, x1, top, bottom = _rows_area(dense)
     cols = math.ceil(math.sqrt(m * (x1 - x0) / (top - bottom) / 2))
     return cols, math.ceil(m / cols)
 
 
 def _boxes(names: list[str]) -> dict[str, _Box]:
     """The rectangle of every namespace."""
+    dense = _density(names) == "dense"
     boxes: dict[str, _Box] = {}
     for name in names:
         if name == HOST:
@@ -392,8 +414,8 @@ def _boxes(names: list[str]) -> dict[str, _Box]:
         elif name in _FIXED:
             boxes[name] = _Box(*_FIXED[name], *_FIXED_SIZE)
     others = [n for n in names if n not in boxes]
-    cols, rows = _grid(len(others))
-    x0, x1, top, bottom = _ROWS
+    cols, rows = _grid(len(others), dense)
+    x0, x1, top, bottom = _rows_area(dense)
     cell_w = min((x1 - x0) / cols, 3.2)
     cell_h = min((top - bottom) / rows, 1.9)
     w, h = cell_w * 0.8, min(cell_h * 0.7, cell_w * 0.45)
@@ -431,7 +453,8 @@ def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, Point]]:
     ifaces = _ifaces(graph)
     names = _namespaces(graph, ifaces)
     boxes = _boxes(names)
-    lab_gap = {"full": 0.6, "medium": 0.3, "compact": 0.06}[_density(names)]
+    density = _density(names)
+    lab_gap = {"full": 0.6, "medium": 0.3, "compact": 0.06, "dense": 0.06}[density]
     pos: dict[str, Point] = {f"ns:{n}": (b.x, b.y) for n, b in boxes.items()}
 
     by_ns: dict[str, list[str]] = {}
@@ -451,16 +474,22 @@ def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, Point]]:
             x = box.x - box.w / 2 + box.w * (i + 1) / (len(bridges) + 1)
             pos[node] = (x, round(box.y - drop * box.h, 6))
         wanted: list[tuple[float, str]] = []
+        below: list[tuple[float, str]] = []  # dense: the host's ends of the lab's cables
         for node in nodes:
             if node in bridges:
                 continue
             far = [boxes[_iface_ns(p, ifaces[p])] for p in peers.get(node, [])]
             far = [b for b in far if b is not box]
+            if density == "dense" and ns == HOST and far and max(b.y for b in far) < box.y:
+                below.append((_bottom_x(box, far), node))
+                continue
             if far:
                 tx, ty = sum(b.x for b in far) / len(far), sum(b.y for b in far) / len(far)
             else:  # no cable to another namespace: the side away from the host
                 tx, ty = box.x, box.y + (1.0 if ns == HOST else -1.0)
             wanted.append((box.toward(tx, ty), node))
+        if below:
+            _along_bottom(box, below, lab_gap, pos)
         if not wanted:
             continue
         # Cut the perimeter open in the middle of the widest stretch with no interface.
@@ -475,6 +504,31 @@ def _place(graph: nx.Graph) -> tuple[dict[str, _Box], dict[str, Point]]:
             x, y = box.point(s + cut)
             pos[node] = (round(x, 6), round(y, 6))
     return boxes, pos
+
+
+def _bottom_x(box: _Box, far: list[_Box]) -> float:
+    """Where the bottom side of ``box`` meets the line from its centre to ``far``'s."""
+    tx = sum(b.x for b in far) / len(far)
+    ty = sum(b.y for b in far) / len(far)
+    t = (box.h / 2) / max(box.y - ty, 1e-9)
+    return box.x + t * (tx - box.x)
+
+
+def _along_bottom(
+    box: _Box, wanted: list[tuple[float, str]], gap: float, pos: dict[str, Point]
+) -> None:
+    """Place points on the bottom side of ``box``, in the order of their wanted x,
+    at least ``gap`` apart (closer when they do not fit), as near as possible
+    to where they want to be."""
+    left, margin = box.x - box.w / 2, 0.3
+    length = box.w - 2 * margin
+    rel = sorted(
+        (min(max(x - left - margin, 0.0), length), _natural(node), node) for x, node in wanted
+    )
+    gap = min(gap, length / max(len(rel) - 1, 1))
+    spread = _spread([r[0] for r in rel], gap, length + gap)
+    for s, (_, _, node) in zip(spread, rel, strict=True):
+        pos[node] = (round(left + margin - gap / 2 + s, 6), round(box.y - box.h / 2, 6))
 
 
 def layout(graph: nx.Graph) -> dict[str, Point]:
@@ -621,8 +675,18 @@ class _Painter:
         """The density a namespace is drawn with: the world's is always full."""
         return "full" if ns in _WORLD else self.density
 
-    def size(self, full: float, medium: float, compact: float, ns: str | None = None) -> float:
-        return {"full": full, "medium": medium, "compact": compact}[self.dens(ns)]
+    def size(
+        self,
+        full: float,
+        medium: float,
+        compact: float,
+        ns: str | None = None,
+        dense: float | None = None,
+    ) -> float:
+        """The value for the density ``ns`` is drawn with (dense: as compact unless given)."""
+        values = {"full": full, "medium": medium, "compact": compact}
+        values["dense"] = compact if dense is None else dense
+        return values[self.dens(ns)]
 
     def pt(self, size: float) -> float:
         """A font or marker size, in points, shrunk with a small Axes."""
@@ -722,6 +786,8 @@ class _Painter:
             if name in _TITLED:
                 self._titled(name, box, edge)
                 continue
+            if self.density == "dense" and name not in _FIXED and name not in _WORLD:
+                continue  # a tile: its row's labels name it
             size = 11.0 if name in _FIXED or name in _WORLD else self.size(11.0, 8.0, 5.5)
             smallest = self.size(8.0, 6.0, 4.0, name)
             text, size = self.fit(name, box.w * (0.7 if name == _CLOUD else 0.9), size, smallest)
@@ -764,6 +830,39 @@ class _Painter:
                     color=_NOTE,
                     zorder=5,
                     linespacing=1.15,
+                )
+
+    def row_labels(self) -> None:
+        """Dense rows: the first name on the left of each row, the last on the right."""
+        if self.density != "dense":
+            return
+        rows: dict[float, list[str]] = {}
+        for name, box in self.boxes.items():
+            if name != HOST and name not in _WORLD and name not in _FIXED:
+                rows.setdefault(box.y, []).append(name)
+        if not rows:
+            return
+        ys = sorted(rows, reverse=True)
+        pitch = min([a - b for a, b in zip(ys, ys[1:], strict=False)] or [1.0])
+        size = min(self.pt(6.5), max(3.0, 0.8 * pitch * self.ppu))
+        for y in ys:
+            row = sorted(rows[y], key=lambda n: self.boxes[n].x)
+            first, last = self.boxes[row[0]], self.boxes[row[-1]]
+            ends = [(row[0], first.x - first.w / 2 - 0.08, "right")]
+            if len(row) > 1:
+                ends.append((row[-1], last.x + last.w / 2 + 0.08, "left"))
+            for name, x, ha in ends:
+                self.ax.text(
+                    x,
+                    y,
+                    name,
+                    ha=ha,
+                    va="center",
+                    fontsize=size,
+                    color=_OTHER_EDGE,
+                    fontweight="bold",
+                    zorder=5,
+                    gid=f"row:{name}",
                 )
 
     def _titled(self, name: str, box: _Box, edge: str) -> None:
@@ -817,20 +916,26 @@ class _Painter:
         return _iface_ns(node, self.ifaces[node])
 
     def cables(self) -> None:
+        # Dense: hundreds of lines, drawn as one collection per kind and state
+        # (gid ``veths:up``, ``ports:down``, ...), which is much faster.
+        batch: dict[tuple[str, bool], list[list[Point]]] = {}
         for u, v in self.veths:
             up = _is_up(self.ifaces[u]) and _is_up(self.ifaces[v])
             nu, nv = self._ns(u), self._ns(v)
             ns = nu if nu in _WORLD else nv
             style = {
                 "color": _CABLE,
-                "lw": self.size(1.8, 1.2, 0.55, ns),
+                "lw": self.size(1.8, 1.2, 0.55, ns, dense=0.45),
                 "ls": "-" if up else _DASH,
                 "zorder": 2,
-                "alpha": 1.0 if self.dens(ns) != "compact" else 0.6,
+                "alpha": self.size(1.0, 1.0, 0.6, ns, dense=0.5),
             }
             (x1, y1), (x2, y2) = self.pos[u], self.pos[v]
             if nu == nv:  # both ends in one namespace: a loop outside its box
                 self._loop(self.boxes[nu], (x1, y1), (x2, y2), style, f"veth:{u}|{v}")
+                continue
+            if self.dens(ns) == "dense":
+                batch.setdefault(("veths", up), []).append([(x1, y1), (x2, y2)])
                 continue
             self.ax.plot([x1, x2], [y1, y2], solid_capstyle="round", gid=f"veth:{u}|{v}", **style)
         for u, v in self.ports:
@@ -838,6 +943,9 @@ class _Painter:
             up = _is_up(self.ifaces[port]) and _is_up(self.ifaces[bridge])
             (x1, y1), (x2, y2) = self.pos[port], self.pos[bridge]
             ns = self._ns(port)
+            if self.dens(ns) == "dense":
+                batch.setdefault(("ports", up), []).append([(x1, y1), (x2, y2)])
+                continue
             self.ax.plot(
                 [x1, x2],
                 [y1, y2],
@@ -845,8 +953,23 @@ class _Painter:
                 lw=self.size(1.2, 0.8, 0.35, ns),
                 ls="-" if up else _DASH,
                 zorder=1.5,
-                alpha=1.0 if self.dens(ns) != "compact" else 0.6,
+                alpha=self.size(1.0, 1.0, 0.6, ns),
                 gid=f"port:{port}|{bridge}",
+            )
+        for (kind, up), segments in sorted(batch.items()):
+            cable = kind == "veths"
+            self.ax.add_collection(
+                LineCollection(
+                    segments,
+                    colors=_CABLE if cable else _PORT,
+                    linewidths=0.45 if cable else 0.3,
+                    linestyles="-" if up else _DASH,
+                    alpha=0.5,
+                    zorder=2 if cable else 1.5,
+                    capstyle="round",
+                    gid=f"{kind}:{'up' if up else 'down'}",
+                ),
+                autolim=False,
             )
 
     def _loop(self, box: _Box, a: Point, b: Point, style: dict[str, Any], gid: str) -> None:
@@ -874,6 +997,7 @@ class _Painter:
         for u, v in self.veths:
             ends.setdefault(u, []).append(v)
             ends.setdefault(v, []).append(u)
+        batch: dict[bool, list[Point]] = {}  # dense: one mark per state (gid ifaces:up)
         for node in sorted(self.ifaces, key=_natural):
             d = self.ifaces[node]
             ns = self._ns(node)
@@ -886,6 +1010,9 @@ class _Painter:
             world = ns if ns in _WORLD else far_ns
             x, y = self.pos[node]
             up = _is_up(d)
+            if self.dens(world) == "dense":
+                batch.setdefault(up, []).append((x, y))
+                continue
             self.ax.plot(
                 x,
                 y,
@@ -906,6 +1033,19 @@ class _Painter:
                 self._along_label((x, y), far, d)
             else:
                 self._end_label(self.boxes[ns], (x, y), self.pos[far], d)
+        for up, points in sorted(batch.items()):
+            self.ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker="o",
+                ms=self.pt(1.8),
+                mfc=_CABLE if up else "white",
+                mec=_CABLE,
+                mew=0.4,
+                ls="",
+                zorder=8,
+                gid=f"ifaces:{'up' if up else 'down'}",
+            )
 
     def _lines(self, d: dict[str, Any]) -> list[str]:
         lines = [str(d.get("name", ""))]
@@ -1259,10 +1399,12 @@ def draw(
     The outside world is drawn above the host, the lab below it (see
     :func:`layout`). Interface names and IPv4 addresses label the cable
     ends; with more than :data:`MEDIUM_ABOVE` lab namespaces the lab's
-    boxes show their addresses instead, and with more than
-    :data:`COMPACT_ABOVE` only their names (the world is always labelled
-    in full). Notes inside the boxes tell forwarding, web apps, routes
-    through a gateway and the host's NAT rules with their packet counters
+    boxes show their addresses instead, with more than
+    :data:`COMPACT_ABOVE` only their names, and with more than
+    :data:`DENSE_ABOVE` they are unnamed tiles in rows, each row labelled
+    with its first and last name (the world is always labelled in full).
+    Notes inside the boxes tell forwarding, web apps, routes through a
+    gateway and the host's NAT rules with their packet counters
     (a rule made by hand, not by labkit, starts with ``*``). Loopback
     interfaces are left out. The figure is made without pyplot: nothing
     pops up, and a new figure always has the same size and a single Axes.
@@ -1334,6 +1476,7 @@ def draw(
     painter = _Painter(graph, pos, ax, show_addresses, show_macs, show_routes, changes)
     painter.set_view(title)
     painter.boxes_and_names()
+    painter.row_labels()
     painter.cables()
     painter.interfaces()
     painter.highlight()

@@ -17,7 +17,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from labkit.draw import COMPACT_ABOVE, FIGSIZE, draw, layout, save
+from labkit.draw import COMPACT_ABOVE, DENSE_ABOVE, FIGSIZE, draw, layout, save
 from labkit.sandbox import run_in_sandbox
 
 FIGURE_REPR = "<Figure size 900x700 with 1 Axes>"
@@ -436,3 +436,91 @@ def test_notes_rules_made_by_hand_and_many_namespaces():
     words = texts(draw(g))
     assert "default via 10.0.0.1" not in words and "web :80 :8080" not in words
     assert {"forwarding", "+ 6 more NAT rules", "NAT: SNAT [0 pkts]"} <= words
+
+
+# -- hundreds of namespaces (hand-made, no kernel) ---------------------------------
+
+
+def bridge_graph(count: int, down: tuple[str, ...] = ()) -> nx.Graph:
+    """The bridge stage with ``count`` lab namespaces, as observe makes it, and
+    the host's cable to the router; the namespace ends in ``down`` are down."""
+    names = ["red", "blue"] + [f"ns{i}" for i in range(10, 8 + count)]
+    g = nx.Graph(namespaces=["host", *names, "router"])
+    for ns in ["host", *names, "router"]:
+        g.add_node(f"ns:{ns}", kind="netns", name=ns, routes=[], neigh=[])
+    bridge = iface(g, "host", "v-net-0", type="bridge")
+    g.add_edge(iface(g, "host", "eth0"), iface(g, "router", "lan-host"), kind="veth")
+    for ns in names:
+        end = iface(g, ns, f"veth-{ns}", up=ns not in down, oper="DOWN" if ns in down else "UP")
+        port = iface(g, "host", f"veth-{ns}-br", master="v-net-0")
+        g.add_edge(end, port, kind="veth")
+        g.add_edge(port, bridge, kind="port")
+    return g
+
+
+def test_hundreds_of_namespaces_are_tiles_in_rows_named_at_both_ends():
+    g = bridge_graph(500)
+    fig = draw(g)
+    assert repr(fig) == FIGURE_REPR
+    ax = fig.axes[0]
+    rows = [t for t in ax.texts if str(t.get_gid()).startswith("row:")]
+    words = {t.get_text() for t in rows}
+    assert {"ns10", "ns507"} <= words  # the first and the last namespace
+    assert "ns200" not in texts(fig) - words  # no name inside a tile
+    assert {"red", "blue", "v-net-0", "eth0"} <= texts(fig)
+    assert min(t.get_fontsize() for t in rows) >= 4.5  # still readable
+    # every row has its first name on the left and (but the last row) its last on the right
+    pos = layout(g)
+    ys = sorted({pos[f"ns:ns{i}"][1] for i in range(10, 508)}, reverse=True)
+    assert len(rows) == 2 * len(ys)
+    by_y: dict[float, list[str]] = {}
+    for i in range(10, 508):
+        by_y.setdefault(pos[f"ns:ns{i}"][1], []).append(f"ns{i}")
+    for y in ys:
+        first, last = by_y[y][0], by_y[y][-1]
+        left = [t for t in rows if t.get_text() == first][0]
+        right = [t for t in rows if t.get_text() == last][0]
+        assert left.get_position()[0] < pos[f"ns:{first}"][0] < pos[f"ns:{last}"][0]
+        assert right.get_position()[0] > pos[f"ns:{last}"][0]
+    # all inside the picture
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    assert all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in pos.values())
+
+
+def test_hundreds_of_cables_end_on_the_bottom_of_the_host():
+    g = bridge_graph(500)
+    pos = layout(g)
+    host_x, host_y = pos["ns:host"]
+    bottom = min(y for n, (_, y) in pos.items() if n.startswith("if:host/veth-"))
+    ends = [pos[f"if:host/veth-ns{i}-br"] for i in range(10, 508)]
+    assert {y for _, y in ends} == {bottom} and bottom < host_y
+    xs = sorted(x for x, _ in ends)
+    assert abs(xs[0] - host_x) < 3.8 and abs(xs[-1] - host_x) < 3.8  # within the box
+    assert len(set(xs)) == len(xs)  # no two on the same spot
+    # the cable to the router keeps its place at the top, facing it
+    assert pos["if:host/eth0"] == layout(bridge_graph(2))["if:host/eth0"]
+    assert pos["if:host/eth0"][1] > host_y
+
+
+def test_hundreds_of_cables_are_drawn_as_a_few_collections():
+    fig = draw(bridge_graph(300, down=("ns42",)))
+    ax = fig.axes[0]
+    gids = {str(c.get_gid()) for c in ax.collections}
+    assert {"veths:up", "veths:down", "ports:up"} <= gids
+    (down,) = [c for c in ax.collections if c.get_gid() == "veths:down"]
+    assert len(down.get_segments()) == 1
+    (up,) = [c for c in ax.collections if c.get_gid() == "veths:up"]
+    assert len(up.get_segments()) == 299
+    (hollow,) = [a for a in ax.lines if a.get_gid() == "ifaces:down"]
+    assert hollow.get_markerfacecolor() == "white" and len(hollow.get_xdata()) == 1
+    assert len(ax.lines) < 20  # not one line per cable
+    assert artist(fig, "veth:if:host/eth0|if:router/lan-host").get_linestyle() == "-"
+
+
+def test_names_stay_in_their_tiles_up_to_dense_above():
+    words = texts(draw(bridge_graph(DENSE_ABOVE)))
+    assert {"ns10", "ns100", "ns135"} <= words
+    fig = draw(bridge_graph(DENSE_ABOVE + 1))
+    rows = {t.get_text() for t in fig.axes[0].texts if str(t.get_gid()).startswith("row:")}
+    assert "ns10" in rows and "ns100" not in texts(fig)

@@ -9,4 +9,5 @@ for stage in reset netns veth bridge host nat internet portforward; do
   "$LABKIT" run -- sh -c "labkit up $stage -q && labkit graph -q -o notebooks/img/$stage.png"
 done
 "$LABKIT" run -- sh -c "labkit up bridge -n 8 -q && labkit graph -q -o notebooks/img/bridge-8.png"
+"$LABKIT" run -- sh -c "labkit up bridge -n 200 -q && labkit graph -q -o notebooks/img/hundreds.png"
 echo "pictures in notebooks/img/"
