@@ -140,7 +140,9 @@ class Netlink:
         """
         self.netns_del_many([name])
 
-    def netns_del_many(self, names: Iterable[str], timeout: float = 10.0) -> None:
+    def netns_del_many(
+        self, names: Iterable[str], timeout: float = 10.0, wait: bool = True
+    ) -> dict[str, set[int]]:
         """Delete namespaces at once; return when their cables are gone too.
 
         Like ``ip netns delete`` for each, and it ends the processes inside.
@@ -151,9 +153,14 @@ class Netlink:
         that stay; one still there after ``timeout`` seconds (something
         else keeps its namespace alive) is deleted explicitly.
 
+        With ``wait=False`` it returns at once with those cables (namespace
+        -> ifindexes), for :meth:`wait_for_cables` after other work: the
+        kernel frees the namespaces meanwhile, on another CPU.
+
         Examples
         --------
         >>> get().call(get().netns_del_many, ["red", "blue"])  # doctest: +SKIP
+        {}
         """
         doomed = {}
         for name in names:
@@ -162,7 +169,7 @@ class Netlink:
             except FileNotFoundError:
                 continue
         if not doomed:
-            return
+            return {}
         stay = [HOST, *(n for n in self.netns_list() if n not in doomed)]
         # Hold every doomed namespace open until all are unmounted: the
         # kernel then frees them together, and not while we unmount (its
@@ -181,6 +188,18 @@ class Netlink:
         finally:
             for fd in fds:
                 os.close(fd)
+        if wait:
+            self.wait_for_cables(cables, timeout)
+        return cables
+
+    def wait_for_cables(self, cables: dict[str, set[int]], timeout: float = 10.0) -> None:
+        """Wait until these links (namespace -> ifindexes) are gone; delete stragglers.
+
+        Examples
+        --------
+        >>> get().call(get().wait_for_cables, {"host": {7}})  # doctest: +SKIP
+        """
+        cables = {ns: set(indexes) for ns, indexes in cables.items()}
         deadline = time.monotonic() + timeout
         pause = 0.002
         while cables:
@@ -198,6 +217,18 @@ class Netlink:
             pause = min(pause * 2, 0.01)
         for ns, indexes in cables.items():
             self.sock(ns).request([rtnl.del_link(i) for i in sorted(indexes)])
+
+    def delete_bridges(self, ns: str) -> list[str]:
+        """Delete every bridge in ``ns`` (one request for all); their names.
+
+        Examples
+        --------
+        >>> get().call(get().delete_bridges, "host")  # doctest: +SKIP
+        ['v-net-0']
+        """
+        bridges = [lk for lk in self.sock(ns).dump("links") if lk["kind"] == "bridge"]
+        self.sock(ns).request([rtnl.del_link(lk["index"]) for lk in bridges])
+        return sorted(lk["name"] for lk in bridges)
 
     def _unmount(self, name: str) -> None:
         path = os.path.join(NETNS_DIR, name)

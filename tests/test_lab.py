@@ -193,8 +193,8 @@ def test_a_failing_change_is_rolled_back(monkeypatch):
 
     failed = []
 
-    def flaky(nl, ops, idx):
-        real(nl, ops, idx)
+    def flaky(nl, ops, idx, *rest):
+        real(nl, ops, idx, *rest)
         if ops[0].kind == "veth_add" and not failed:  # the bridge and new cables exist
             failed.append(True)
             raise reconcile.KernelError("injected failure")
