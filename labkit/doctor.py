@@ -128,8 +128,9 @@ def check_sandbox() -> Finding:
     why = sandbox.why_not()
     if why is None:
         return Finding("sandbox", True, "a labkit sandbox can start here")
-    detail = why.removesuffix(sandbox.HOW_TO_FIX).strip()
-    return Finding("sandbox", False, detail, sandbox.HOW_TO_FIX, blocking=True)
+    # The paragraph the CLI, the kernel and the Python API show, cut in two.
+    detail, fix = sandbox.why_and_fix(why)
+    return Finding("sandbox", False, detail, fix, blocking=True)
 
 
 def check_userns() -> Finding:
@@ -144,21 +145,12 @@ def check_userns() -> Finding:
     """
     found: list[str] = []
     fixes: list[str] = []
-    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
-    if clone is not None:
-        found.append(f"kernel.unprivileged_userns_clone={clone}")
-        if clone == "0":
-            fixes.append("sysctl -w kernel.unprivileged_userns_clone=1")
-    most = _read("/proc/sys/user/max_user_namespaces")
-    if most is not None:
-        found.append(f"user.max_user_namespaces={most}")
-        if most == "0":
-            fixes.append("sysctl -w user.max_user_namespaces=15000")
-    apparmor = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-    if apparmor is not None:
-        found.append(f"kernel.apparmor_restrict_unprivileged_userns={apparmor}")
-        if apparmor == "1":
-            fixes.append("sysctl -w kernel.apparmor_restrict_unprivileged_userns=0")
+    for name, forbidding, allowing in sandbox.USERNS_SYSCTLS:
+        value = _read("/proc/sys/" + name.replace(".", "/"))
+        if value is not None:
+            found.append(f"{name}={value}")
+            if value == forbidding:
+                fixes.append(f"sysctl -w {name}={allowing}")
     values = ", ".join(found) or "no user namespace sysctls found"
     if os.geteuid() == 0:
         return Finding("user namespaces", True, f"not needed as root ({values})")
@@ -273,8 +265,9 @@ def check_br_netfilter() -> Finding:
         return Finding(
             name, True, f"br_netfilter is loaded, but bridge-nf-call-iptables={value} (off)"
         )
+    where = "in a sandbox" if in_sandbox is not None else "on the machine"
     detail = (
-        "br_netfilter is loaded and net.bridge.bridge-nf-call-iptables=1 in a sandbox: "
+        f"br_netfilter is loaded and net.bridge.bridge-nf-call-iptables=1 {where}: "
         "frames the lab's bridge v-net-0 forwards between namespaces (red to blue) pass "
         "the iptables FORWARD chain of the sandbox's host. It starts empty with policy "
         "ACCEPT, so labs work; but after `iptables -P FORWARD DROP` (or DROP rules) there, "

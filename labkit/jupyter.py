@@ -29,6 +29,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -40,9 +41,33 @@ DISPLAY_NAME = "labkit (sandboxed Python 3)"
 _REFUSED = ("sudo", "ip", "iptables", "nft", "ping", "arp", "route")
 
 
+_KEEP: list[int] = []
+
+
+def _remove_when_gone(path: str) -> None:
+    """Remove ``path`` when this process ends, even by SIGKILL.
+
+    A small shell waits on a pipe whose other end only this process holds
+    (pipes are close-on-exec, so ``!`` commands do not hold it); at EOF it
+    removes ``path``. It runs in a session of its own, so Jupyter killing
+    the kernel's process group leaves it to do its job.
+    """
+    r, w = os.pipe()
+    subprocess.Popen(
+        ["/bin/sh", "-c", 'read _ ; rm -rf -- "$1"', "labkit-cleanup", path],
+        stdin=r,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    os.close(r)
+    _KEEP.append(w)
+
+
 def _refuse_tools(reason: str) -> None:
     """Put stand-ins for the network tools first on PATH that explain why not."""
     bin_dir = tempfile.mkdtemp(prefix="labkit-nosandbox-")
+    _remove_when_gone(bin_dir)
     message = shlex.quote(f"not run: this kernel has no sandbox. {reason}")
     for tool in _REFUSED:
         path = os.path.join(bin_dir, tool)

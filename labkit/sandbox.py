@@ -64,19 +64,122 @@ done
 exec "$@"
 """
 
+#: The sysctls that can forbid user namespaces to ordinary users: the name,
+#: the value that forbids them and the value that allows them.
+USERNS_SYSCTLS = (
+    ("kernel.unprivileged_userns_clone", "0", "1"),
+    ("user.max_user_namespaces", "0", "15000"),
+    ("kernel.apparmor_restrict_unprivileged_userns", "1", "0"),
+)
+
+#: How every "cannot start" paragraph turns from why to how to fix.
+FIX_INTRO = "To fix it"
+
+#: How to fix it when labkit cannot tell which setting is in the way.
 HOW_TO_FIX = (
-    "labkit needs either root (run it with sudo) or unprivileged user "
-    "namespaces. To allow the latter on Debian/Ubuntu, as root: "
+    f"{FIX_INTRO}, do one of these: run labkit as root (`sudo labkit shell`; for "
+    "notebooks, start Jupyter as root); or, as root, allow user namespaces "
+    "(`sysctl -w user.max_user_namespaces=15000`; where they exist, also "
     "`sysctl -w kernel.unprivileged_userns_clone=1` and "
-    "`sysctl -w user.max_user_namespaces=15000`; on Ubuntu 24.04 also "
-    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`. In a "
-    "container, start it with --privileged (or CAP_SYS_ADMIN and "
-    "CAP_NET_ADMIN and an unconfined seccomp profile). "
-    "`labkit doctor` checks all of this."
+    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; in a container, "
+    "also start it with `--security-opt seccomp=unconfined`); or use a machine, VM "
+    "or container where they are allowed."
+)
+
+_DISABLED = (
+    f"A labkit sandbox cannot start here: {DISABLE} is set (to show this message). "
+    f"{FIX_INTRO}, unset {DISABLE}."
 )
 
 
-_DISABLED = f"A labkit sandbox cannot start here: {DISABLE} is set. Unset it to use labkit."
+def userns_sysctls() -> list[tuple[str, str, bool, str]]:
+    """The user namespace sysctls this kernel has, and whether each forbids them.
+
+    Each is ``(name, value, forbids, allowing)``: ``allowing`` is the value
+    that allows user namespaces. Read from ``/proc/sys``, as seen from this
+    process's user namespace (``user.max_user_namespaces`` is set per user
+    namespace, and limits the ones below it).
+
+    Examples
+    --------
+    >>> all(len(entry) == 4 for entry in userns_sysctls())
+    True
+    """
+    found = []
+    for name, forbidding, allowing in USERNS_SYSCTLS:
+        try:
+            with open("/proc/sys/" + name.replace(".", "/")) as f:
+                value = f.read().strip()
+        except OSError:
+            continue
+        found.append((name, value, value == forbidding, allowing))
+    return found
+
+
+def cannot_start(errno: int, uid: int | None = None) -> str:
+    """The one paragraph labkit shows wherever no sandbox can start: why, how to fix.
+
+    The CLI, the Jupyter kernel, the Python API and ``labkit doctor`` all
+    show this text, for the error of the ``unshare`` call that failed.
+
+    Parameters
+    ----------
+    errno
+        What the kernel answered to ``unshare`` (``errno.EPERM``, ...).
+    uid
+        The effective user id (default: this process's).
+
+    Examples
+    --------
+    >>> import errno
+    >>> text = cannot_start(errno.EPERM, uid=0)
+    >>> text.startswith("A labkit sandbox cannot start here: it runs as root")
+    True
+    >>> FIX_INTRO in text
+    True
+    """
+    uid = os.geteuid() if uid is None else uid
+    said = f"unshare: {os.strerror(errno)}"
+    if uid == 0:
+        return (
+            "A labkit sandbox cannot start here: it runs as root, but the kernel refuses "
+            f"it new namespaces ({said}), as in a container started without the "
+            f"capabilities for them. {FIX_INTRO}, start the container with `--privileged` "
+            "(or with `--cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt "
+            "seccomp=unconfined`), or use a machine or VM where root can create namespaces."
+        )
+    blockers = [
+        (name, value, allowing) for name, value, forbids, allowing in userns_sysctls() if forbids
+    ]
+    if blockers:
+        said += "; " + " and ".join(f"{name} is {value}" for name, value, _ in blockers)
+        commands = " and ".join(f"`sysctl -w {name}={allowing}`" for name, _, allowing in blockers)
+        fix = (
+            f"{FIX_INTRO}, do one of these: run labkit as root (`sudo labkit shell`; for "
+            f"notebooks, start Jupyter as root); or, as root, allow user namespaces with "
+            f"{commands} (to keep that after a reboot, put it in "
+            "/etc/sysctl.d/99-labkit.conf); or use a machine, VM or container where they "
+            "are allowed."
+        )
+    else:
+        fix = HOW_TO_FIX
+    return (
+        "A labkit sandbox cannot start here: labkit needs root or user namespaces, and it "
+        f"has neither. It runs as user {uid}, not root, and the kernel refuses it a user "
+        f"namespace ({said}). {fix}"
+    )
+
+
+def why_and_fix(paragraph: str) -> tuple[str, str]:
+    """A "cannot start" paragraph as (why, how to fix).
+
+    Examples
+    --------
+    >>> why_and_fix("A labkit sandbox cannot start here: nope. " + HOW_TO_FIX)[1] == HOW_TO_FIX
+    True
+    """
+    why, intro, fix = paragraph.partition(" " + FIX_INTRO)
+    return why.strip(), (intro + fix).strip()
 
 
 def _netns_inode(path: str = "/proc/self/ns/net") -> int:
@@ -105,30 +208,40 @@ def inside() -> bool:
         return False
 
 
-def require() -> None:
+NOT_INSIDE = (
+    "labkit changes the network only inside its sandbox, and this "
+    "process is not in one. Use the 'labkit' Jupyter kernel, or start "
+    "a shell with `labkit shell` (or a command with `labkit run -- CMD`)."
+)
+
+
+def require(outside: str = NOT_INSIDE) -> None:
     """Raise :class:`SandboxError` unless this process is in a sandbox.
 
     Every call that changes the network goes through here, so labkit can
-    never change the machine's own network by mistake.
+    never change the machine's own network by mistake. When no sandbox
+    can start here at all, the error is the paragraph of
+    :func:`cannot_start` (why, how to fix); otherwise it is ``outside``,
+    which says where to go instead.
 
     Examples
     --------
     >>> from labkit.sandbox import require
     >>> require()  # doctest: +SKIP
     """
-    if not inside():
-        why = os.environ.get("LABKIT_NO_SANDBOX")  # set by a kernel that could not start one
-        if why:
-            raise SandboxError(why)
-        raise SandboxError(
-            "labkit changes the network only inside its sandbox, and this "
-            "process is not in one. Use the 'labkit' Jupyter kernel, or start "
-            "a shell with `labkit shell` (or a command with `labkit run -- CMD`)."
-        )
+    if inside():
+        return
+    why = os.environ.get("LABKIT_NO_SANDBOX")  # set by a kernel that could not start one
+    if why:
+        raise SandboxError(why)
+    why = why_not()
+    if why:
+        raise SandboxError(why)
+    raise SandboxError(outside)
 
 
-def _child_probe(flags: int) -> str | None:
-    """Try ``unshare(flags)`` in a throwaway child; return why it failed."""
+def _child_probe(flags: int) -> int | None:
+    """Try ``unshare(flags)`` in a throwaway child; return its errno, None if it worked."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
@@ -137,14 +250,14 @@ def _child_probe(flags: int) -> str | None:
         try:
             _libc.unshare(flags)
         except OSError as err:
-            msg = f"unshare failed: {err.strerror} (errno {err.errno})".encode()
+            msg = str(err.errno).encode()
         os.write(w, msg)
         os._exit(0)
     os.close(w)
     with os.fdopen(r, "rb") as f:
         out = f.read().decode()
     os.waitpid(pid, 0)
-    return out or None
+    return int(out) if out else None
 
 
 def why_not() -> str | None:
@@ -162,10 +275,7 @@ def why_not() -> str | None:
     if os.geteuid() != 0:
         flags |= _libc.CLONE_NEWUSER
     failure = _child_probe(flags)
-    if failure is None:
-        return None
-    who = "root" if os.geteuid() == 0 else f"user {os.geteuid()} (not root)"
-    return f"A labkit sandbox cannot start here: running as {who}, {failure}. {HOW_TO_FIX}"
+    return None if failure is None else cannot_start(failure)
 
 
 def _write(path: str, text: str) -> None:
@@ -318,6 +428,9 @@ def enter_private() -> None:
         flags |= _libc.CLONE_NEWUSER
     try:
         _libc.unshare(flags)
+    except OSError as err:
+        raise SandboxError(cannot_start(err.errno, uid)) from None
+    try:
         if uid != 0:
             _write("/proc/self/setgroups", "deny")
             _write("/proc/self/uid_map", f"0 {uid} 1")
@@ -327,7 +440,8 @@ def enter_private() -> None:
     except OSError as err:
         who = "root" if uid == 0 else f"user {uid} (not root)"
         raise SandboxError(
-            f"A labkit sandbox cannot start here: running as {who}, {err}. {HOW_TO_FIX}"
+            f"A labkit sandbox cannot start here: running as {who}, its namespaces were "
+            f"made but setting them up failed ({err}). {HOW_TO_FIX}"
         ) from None
     _supervise()
     try:
