@@ -14,6 +14,7 @@ Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -24,7 +25,7 @@ import networkx as nx
 
 import labkit
 from labkit import sandbox, stages
-from labkit.errors import LabkitError, SandboxError
+from labkit.errors import LabkitError
 from labkit.model import HOST
 
 PROG = "labkit"
@@ -43,11 +44,11 @@ def _say(args: argparse.Namespace, text: str = "", *, err: bool = False) -> None
 
 
 def _require_inside(command: str, example: str) -> None:
-    if not sandbox.inside():
-        raise SandboxError(
-            f"`labkit {command}` works only inside a labkit sandbox, and this is not one: "
-            f"start one with `labkit shell`, or run `labkit run -- labkit {example}`"
-        )
+    # Outside a sandbox: where none can start, the paragraph says why and how to fix it.
+    sandbox.require(
+        f"`labkit {command}` works only inside a labkit sandbox, and this is not one: "
+        f"start one with `labkit shell`, or run `labkit run -- labkit {example}`"
+    )
 
 
 def _enter() -> None:
@@ -239,7 +240,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_stages(args: argparse.Namespace) -> int:
-    count = args.namespaces or 2
+    count = 2 if args.namespaces is None else args.namespaces  # -n 0 is an error, not 2
     all_stages = stages.stages(count)[1:]  # the world is there from the start
     steps = [s for st in all_stages for s in st.steps if s.commands]
     width = max(len(s.id) for s in steps) + 2
@@ -276,11 +277,23 @@ def _cmd_ping(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_why(args: argparse.Namespace) -> int:
+    from labkit import why
+
+    _require_inside("why", f"why {args.src} {args.dst}")
+    host, colon, port = args.dst.partition(":")
+    if colon and not (port.isascii() and port.isdigit()):  # not '', '²' or '٣'
+        args.parser.error(f"{args.dst!r}: the port after ':' must be a number, like 10.0.0.1:80")
+    result = why.why(args.src, host, int(port) if port else None, confirm=not args.no_check)
+    _say(args, str(result))
+    return 0 if result.ok else 1
+
+
 def _cmd_exec(args: argparse.Namespace) -> int:
     _require_inside("exec", f"exec {args.node} -- CMD")
     if args.cmd[:1] == ["--"]:
         args.cmd = args.cmd[1:]
-    if not args.cmd:
+    if not args.cmd or not args.cmd[0]:
         args.parser.error("exec needs a command: labkit exec NODE -- CMD [ARG...]")
     argv = _lab(args)._in(args.node) + args.cmd
     return _exec(argv)
@@ -332,6 +345,29 @@ def _namespaces_arg(p: argparse.ArgumentParser) -> None:
         help="how many namespaces join the bridge (at least 2: red, blue, then ns10, "
         "ns11, ...); default: what the sandbox has, or 2",
     )
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0 (not -1, 0, nan or inf).
+
+    Examples
+    --------
+    >>> _seconds("0.5")
+    0.5
+    >>> _seconds("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: '-1' is not a number of seconds above 0, like 1 or 0.5
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above 0, like 1 or 0.5"
+        )
+    return value
 
 
 def _examples(*lines: str) -> str:
@@ -478,6 +514,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write")
     p = add(
+        "why",
+        _cmd_why,
+        "why a packet does (not) arrive (in a sandbox)",
+        "Follow a packet from node SRC to DST (an address, optionally :PORT for TCP) through "
+        "the live kernel: routes, cables, bridges, forwarding, firewall, NAT, a listening "
+        "socket, and the way back. Prints the first thing that stops it and the command "
+        "that fixes it, then sends a real packet to check. Exits 0 when the path is fine.",
+        _examples(
+            "labkit why red 203.0.113.8",
+            "labkit why lan-pc 192.168.1.2:80",
+            "labkit why host 192.168.15.1 --no-check",
+        ),
+    )
+    p.add_argument("src", metavar="SRC", help="a namespace, 'host' or a world machine")
+    p.add_argument("dst", metavar="DST[:PORT]", help="an IPv4 address, with a TCP port or not")
+    p.add_argument("--no-check", action="store_true", help="do not send a real packet to check")
+    p = add(
         "ping",
         _cmd_ping,
         "ping from a namespace (in a sandbox)",
@@ -489,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", metavar="DST", help="an IP address")
     p.add_argument("-c", "--count", type=int, default=3, help="packets to send (default 3)")
     p.add_argument(
-        "-W", "--timeout", type=float, default=1.0, help="seconds to wait for each reply"
+        "-W", "--timeout", type=_seconds, default=1.0, help="seconds to wait for each reply"
     )
     p = add(
         "exec",
@@ -516,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("src", metavar="SRC", help="a namespace, 'host', or a world machine")
     p.add_argument("url", metavar="URL", help="an http:// URL")
-    p.add_argument("-m", "--timeout", type=float, default=3.0, help="seconds to wait")
+    p.add_argument("-m", "--timeout", type=_seconds, default=3.0, help="seconds to wait")
     add(
         "reach",
         _cmd_reach,

@@ -11,6 +11,7 @@ changed things by hand.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import subprocess
 from dataclasses import dataclass
@@ -69,6 +70,15 @@ def check_ifname(name: str) -> str:
             f"at most {IFNAMSIZ}"
         )
     return name
+
+
+def _check_seconds(value: object) -> None:
+    """Raise ConfigError unless ``value`` is a number of seconds above 0."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
+        raise ConfigError(
+            f"timeout must be a number of seconds above 0, like 1 or 0.5, not {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -548,8 +558,9 @@ class Lab:
             raise ConfigError(
                 f"{dst!r} is not an IP address: ping takes one like 192.168.15.2"
             ) from None
-        if not 1 <= count <= 100:
-            raise ConfigError(f"count must be between 1 and 100, not {count}")
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100:
+            raise ConfigError(f"count must be a whole number between 1 and 100, not {count!r}")
+        _check_seconds(timeout)
         argv = [
             *self._in(src),
             "ping",
@@ -579,8 +590,15 @@ class Lab:
         '192.168.1.3 \\n'
         """
         sandbox.require()
-        if not argv or not all(isinstance(a, str) for a in argv):
-            raise ConfigError(f"a command is a non-empty list of strings, not {argv!r}")
+        if (
+            not isinstance(argv, list | tuple)
+            or not argv
+            or not all(isinstance(a, str) for a in argv)
+            or not argv[0]
+        ):
+            raise ConfigError(
+                f"a command is a non-empty list of strings, like ['ip', 'addr'], not {argv!r}"
+            )
         return subprocess.run(
             [*self._in(node), *argv], capture_output=True, text=True, timeout=timeout
         )
@@ -594,11 +612,15 @@ class Lab:
         lan-pc -> http://192.168.1.2/: HTTP 200: Hello from blue! You came from 192.168.1.3.
         """
         sandbox.require()
-        if not re.match(r"^https?://[A-Za-z0-9.:\[\]-]+(/[^\s]*)?$", str(url)):
+        _check_seconds(timeout)
+        if not isinstance(url, str) or not re.fullmatch(
+            r"https?://[A-Za-z0-9.:\[\]-]+(/[^\s]*)?", url
+        ):
             raise ConfigError(f"{url!r} is not an http:// URL like http://203.0.113.8/")
         argv = [
             "curl",
             "-sS",
+            "--globoff",  # [1-3] in a URL is not a range of requests
             "--noproxy",
             "*",
             "-m",
@@ -647,6 +669,13 @@ class Lab:
         ...
         """
         sandbox.require()
+        if nodes is not None and not isinstance(nodes, list | tuple):
+            raise ConfigError(f"nodes is a list of names, like ['red', 'blue'], not {nodes!r}")
+        if targets is not None and not isinstance(targets, dict):
+            raise ConfigError(
+                "targets maps names to addresses like 192.168.15.2, as in "
+                f"{{'blue': '192.168.15.2'}}, not {targets!r}"
+            )
         present = set(self._netns())
         if targets is None:
             targets = {name: ip for name, ip in stages.namespaces(self.count) if name in present}
@@ -664,6 +693,8 @@ class Lab:
             self._in(node)
         for dst, ip in targets.items():
             try:
+                if not isinstance(ip, str):
+                    raise ValueError(ip)
                 ipaddress.IPv4Address(ip)
             except ValueError:
                 raise ConfigError(

@@ -28,6 +28,7 @@ SUBCOMMANDS = [
     "plan",
     "stages",
     "graph",
+    "why",
     "ping",
     "exec",
     "http",
