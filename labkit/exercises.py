@@ -11,7 +11,7 @@ Examples
 --------
 >>> from labkit import exercises
 >>> sorted(exercises.FAULTS)[:3]
-['bridge-down', 'bridge-end-down', 'cable-down']
+['app-stopped', 'bridge-down', 'bridge-end-down']
 >>> ex = exercises.start("forwarding-off")  # doctest: +SKIP
 >>> print(ex)  # doctest: +SKIP
 Exercise forwarding-off: red cannot reach the internet (203.0.113.8) any more. ...

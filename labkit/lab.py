@@ -19,7 +19,7 @@ from typing import Any
 
 import networkx as nx
 
-from labkit import netlink, observe, probe, reconcile, sandbox, stages
+from labkit import netlink, observe, probe, reconcile, rtnl, sandbox, stages
 from labkit import progress as progress_mod
 from labkit.errors import ConfigError
 from labkit.model import HOST, Rule, Service, State
@@ -479,7 +479,11 @@ class Lab:
                 bar(len(doomed), len(doomed))
         finally:
             progress_mod.close(bar)
-        opened = []  # a chain a learner closed (iptables -P FORWARD DROP) opens again
+        lo = [lk for lk in snap.links.get(HOST, []) if lk["name"] == "lo" and not lk["up"]]
+        if lo:  # a fresh sandbox's host has its loopback up
+            nl.call(lambda: nl.sock(HOST).request([rtnl.set_link(lo[0]["index"], up=True)]))
+        opened = ["ip link set lo up"] if lo else []
+        # a chain a learner closed (iptables -P FORWARD DROP) opens again
         for ns, policies in sorted(snap.policies.items()):
             for (table, chain), policy in sorted(policies.items()):
                 if policy != "ACCEPT":

@@ -431,25 +431,6 @@ class Netlink:
             n["dev"] = names.get(n.pop("index"))
         return {"links": links, "addrs": sock.dump("addrs"), "routes": routes, "neigh": neigh}
 
-    def peer_namespace(self, ns: str, nsid: int, candidates: list[str]) -> str | None:
-        """Which of ``candidates`` is the namespace ``ns`` knows as ``nsid``.
-
-        Examples
-        --------
-        >>> get().call(get().peer_namespace, "red", 0, ["host", "blue"])  # doctest: +SKIP
-        'host'
-        """
-        fds = [self.ns_fd(other) for other in candidates]
-        try:
-            ids = self.sock(ns).nsids(fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
-        for other, got in zip(candidates, ids, strict=True):
-            if got == nsid:
-                return other
-        return None
-
 
 def kill_processes_in(netns_inodes: int | set[int]) -> int:
     """SIGKILL every process whose network namespace has one of these inodes.

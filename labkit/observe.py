@@ -30,6 +30,7 @@ Edges carry ``kind``: ``"in"`` (namespace to its interface), ``"veth"``
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +176,8 @@ def _pair_veths(nl: netlink.Netlink, snap: Snapshot) -> None:
     by_pair: dict[tuple[int, int], list[str]] = {}
     for ns, link in veths:
         by_pair.setdefault((link["index"], link["peer_index"]), []).append(ns)
+    wanted: dict[str, set[str]] = {}  # namespace -> namespaces whose nsid it must tell
+    found: list[tuple[str, dict[str, Any], list[str]]] = []
     for ns, link in veths:
         if link["peer_nsid"] is None:
             snap.peers[(ns, link["index"])] = (ns, link["peer_index"])
@@ -182,11 +185,28 @@ def _pair_veths(nl: netlink.Netlink, snap: Snapshot) -> None:
         candidates = [
             other for other in by_pair.get((link["peer_index"], link["index"]), []) if other != ns
         ]
-        if len(candidates) > 1:
-            found = nl.peer_namespace(ns, link["peer_nsid"], candidates)
-            candidates = [found] if found else []
-        if len(candidates) == 1:
-            snap.peers[(ns, link["index"])] = (candidates[0], link["peer_index"])
+        found.append((ns, link, candidates))
+        wanted.setdefault(ns, set()).update(candidates)
+    # Indexes repeat across namespaces (every new namespace's first veth is 2),
+    # so a match by index alone can be another pair: check the namespace ids.
+    ids: dict[str, dict[str, int]] = {}
+    for ns, others in wanted.items():
+        names = sorted(others)
+        fds = []
+        try:
+            for other in names:
+                fds.append(nl.ns_fd(other))
+            got = nl.sock(ns).nsids(fds)
+        except (OSError, ConfigError):
+            got = [-1] * len(names)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        ids[ns] = dict(zip(names, got, strict=False))
+    for ns, link, candidates in found:
+        sure = [c for c in candidates if ids.get(ns, {}).get(c) == link["peer_nsid"]]
+        if len(sure) == 1:
+            snap.peers[(ns, link["index"])] = (sure[0], link["peer_index"])
 
 
 def snapshot() -> Snapshot:
@@ -213,9 +233,24 @@ def to_state(snap: Snapshot) -> State:
     state = State(namespaces=set(snap.namespaces))
     for ns, links in snap.links.items():
         names = {item["index"]: item["name"] for item in links}
+        up = {item["index"] for item in links if item["up"]}
+        # An address whose connected route is gone (a learner flushed the
+        # routes) cannot be used: count it as missing, so it is added again.
+        connected = {(r["dst"], r["dev"]) for r in snap.routes.get(ns, []) if not r["via"]}
         addrs: dict[int, set[str]] = {}
+        broken: list[ipaddress.IPv4Network] = []
         for a in snap.addrs.get(ns, []):
-            addrs.setdefault(a["index"], set()).add(str(ipaddress.ip_interface(a["cidr"])))
+            iface = ipaddress.ip_interface(a["cidr"])
+            net = str(iface.network)
+            if (
+                a["index"] in up
+                and iface.network.prefixlen < 32
+                and (net, names.get(a["index"])) not in connected
+                and names.get(a["index"]) != "lo"
+            ):
+                broken.append(iface.network)  # routes through it go when it is re-added
+                continue
+            addrs.setdefault(a["index"], set()).add(str(iface))
         for link in links:
             if link["kind"] == "loopback":
                 continue
@@ -236,6 +271,8 @@ def to_state(snap: Snapshot) -> State:
             state.ifaces[iface.key] = iface
         for r in snap.routes.get(ns, []):
             if r["via"] and r["proto"] != "kernel":
+                if any(ipaddress.ip_address(r["via"]) in net for net in broken):
+                    continue
                 state.routes.add(Route(ns, r["dst"], r["via"]))
     state.sysctls = {
         (ns, key): value for ns, values in snap.sysctls.items() for key, value in values.items()

@@ -327,14 +327,29 @@ def _requests(
                 batches.setdefault(ns, []).append((op, msg))
         for ns, items in batches.items():
             results = nl.sock(ns).request([msg for _, msg in items])
+            again = []
             for (op, _), (code, detail) in zip(items, results, strict=True):
                 adding = op.kind.endswith("_add") or op.kind == "master"
+                if code == errno.EEXIST and op.kind == "addr_add":
+                    again.append(op)  # there, but without its connected route
+                    continue
                 if not code or (code == errno.EEXIST and adding):
                     continue
                 if code in _GONE and not adding:
                     continue
                 err = rtnl.NetlinkError(code, detail)
                 raise netlink.translate(err, "; ".join(op.commands))
+            if again:
+                # deleting and adding an address again makes the kernel
+                # restore the route to its network
+                index = idx[ns]
+                fixes = []
+                for op in again:
+                    fixes += [
+                        rtnl.address(False, index[op.args[1]], op.args[2]),
+                        rtnl.address(True, index[op.args[1]], op.args[2]),
+                    ]
+                rtnl.check(nl.sock(ns).request(fixes))
             if tick:
                 tick(len(items))
     finally:
@@ -388,6 +403,10 @@ def _iptables(nl: netlink.Netlink, rule: Rule, verb: str, marked: bool, op: Op) 
     argv = ["iptables", "-w", *words[words.index("iptables") + 1 :]]
     proc = nl.run_in(rule.ns, argv)
     if proc.returncode == 0:
+        if verb == "-D":  # the same rule may be there twice (iptables -A run twice)
+            for _ in range(100):
+                if nl.run_in(rule.ns, argv).returncode != 0:
+                    break
         return
     if verb == "-D" and ("does a matching rule exist" in proc.stderr or "No chain" in proc.stderr):
         return  # already gone

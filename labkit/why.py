@@ -66,7 +66,7 @@ class Hop:
     Examples
     --------
     >>> str(Hop("host", "v-net-0", "eth0", "192.168.1.2", "203.0.113.8", "source NAT"))
-    'host: in v-net-0, out eth0, 192.168.1.2 -> 203.0.113.8 (source NAT)'
+    'the host: in v-net-0, out eth0, 192.168.1.2 -> 203.0.113.8 (source NAT)'
     """
 
     node: str
