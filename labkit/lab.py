@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -464,6 +465,14 @@ class Lab:
             for ns, indexes in cables.items():  # going already: not the diff's business
                 snap.links[ns] = [lk for lk in snap.links[ns] if lk["index"] not in indexes]
             state = observe.to_state(snap)
+            # processes left in namespaces deleted by hand, without a name now
+            keep = {os.stat("/proc/self/ns/net").st_ino}
+            for name in stages.WORLD:
+                try:
+                    keep.add(os.stat(os.path.join(sandbox.NETNS_DIR, name)).st_ino)
+                except FileNotFoundError:
+                    continue
+            netlink.kill_strays(keep)
             world = stages.owned(2)
             # Here the lab owns everything the sandbox has.
             own = stages.Ownership(

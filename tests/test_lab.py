@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
@@ -44,6 +45,15 @@ def test_bridge_as_written_fails_and_the_fix_works():
     assert lab.stage() == "bridge:as-written"
     assert lab.ping("red", "192.168.15.2", count=2).loss == 100
     lab.goto("bridge:fix")
+    # a port forwards once the kernel's link watch has seen its carrier (up to 1 s)
+    for _ in range(40):
+        states = [
+            open(f"/sys/class/net/{port}/brport/state").read().strip()
+            for port in ("veth-red-br", "veth-blue-br")
+        ]
+        if states == ["3", "3"]:  # BR_STATE_FORWARDING
+            break
+        time.sleep(0.05)
     assert lab.ping("red", "192.168.15.2").loss == 0
     assert lab.neighbours("red")["192.168.15.2"] == mac_of("blue", "veth-blue")
 

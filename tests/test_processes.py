@@ -281,16 +281,6 @@ def test_run_in_sandbox_returns_only_when_everything_is_gone(mark):
     assert not pgrep(f"^sleep {mark['sleep']}")
 
 
-ORPHAN_BUG = (
-    "labkit bug: a process in a lab namespace that the learner deleted by hand "
-    "(`ip netns del red` while `ip netns exec red sleep ...` runs; the same for blue's "
-    "and the internet's web apps) keeps running in the nameless namespace: goto starts "
-    "a second web app and reset() ends none of them, because both look only at the "
-    "namespaces in /run/netns (expected: reset ends every process not in the host or "
-    "a world namespace; got: the sleep and both old web apps still run)"
-)
-
-
 def _delete_namespaces_by_hand(m: dict[str, Any]) -> list[str]:
     from labkit import Lab
 
@@ -305,7 +295,6 @@ def _delete_namespaces_by_hand(m: dict[str, Any]) -> list[str]:
     return pgrep(f"^sleep {m['sleep']}") + pgrep("labkit.webapp --name (blue|internet) 80$")
 
 
-@pytest.mark.xfail(strict=True, reason=ORPHAN_BUG)
 def test_processes_in_namespaces_deleted_by_hand_end_with_reset(mark):
     from labkit.sandbox import run_in_sandbox
 
