@@ -242,8 +242,15 @@ def reach_shell(n: int) -> Sample:
 
 
 def reset_labkit(n: int) -> Sample:
-    """Time :meth:`Lab.reset` of the bridge stage with n namespaces."""
+    """Time :meth:`Lab.reset` of the bridge stage with n namespaces.
+
+    Both ways reset a lab that was built and then left alone until the
+    kernel's own work after a build (IPv6 link-local addresses, duplicate
+    address detection, router solicitations on every new interface) is
+    done, as an instructor's lab is; :func:`settle` waits for that, untimed.
+    """
     _build(n)
+    settle(n)
     lab = Lab(namespaces=n)
     start = time.perf_counter()
     lab.reset()
@@ -253,6 +260,7 @@ def reset_labkit(n: int) -> Sample:
 def reset_shell(n: int) -> Sample:
     """Time deleting the host-side veths, the bridge and the namespaces with ``ip``."""
     _build(n)
+    settle(n)
     names = [name for name, _ in stages.namespaces(n)]
     start = time.perf_counter()
     for name in names:
