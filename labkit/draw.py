@@ -65,15 +65,26 @@ from typing import Any
 import networkx as nx
 from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Circle, FancyBboxPatch, PathPatch
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, PathPatch
 from matplotlib.path import Path
 
 from labkit.model import HOST
 
-__all__ = ["COMPACT_ABOVE", "DENSE_ABOVE", "FIGSIZE", "MEDIUM_ABOVE", "draw", "layout", "save"]
+__all__ = [
+    "COMPACT_ABOVE",
+    "DENSE_ABOVE",
+    "FIGSIZE",
+    "MEDIUM_ABOVE",
+    "draw",
+    "layout",
+    "save",
+    "step_through",
+    "trace_steps",
+]
 
 #: Default figure size in inches (width, height): the same for every graph.
 FIGSIZE = (9.0, 7.0)
@@ -86,6 +97,7 @@ COMPACT_ABOVE = 24
 DENSE_ABOVE = 128
 
 Point = tuple[float, float]
+_Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 # The drawing, in data units: x from 0 to _W; the lab below y = _H, the world above.
 _W, _H = 16.0, 10.0
@@ -136,6 +148,8 @@ _BRIDGE_FACE, _BRIDGE_LIGHT = "#263238", "#80cbc4"
 _DASH = (0, (3.5, 2.5))
 # What changed since the last picture (see labkit.live): added, removed, changed.
 _ADDED, _REMOVED, _CHANGED = "#2e7d32", "#c62828", "#ef6c00"
+# A packet trace (see labkit.trace): the request's hops, the reply's, NAT.
+_HOP = {"request": "#1565c0", "reply": "#ad1457"}
 _PPU = 34.0  # points per data unit in a default figure: font sizes are meant for it
 
 
@@ -619,9 +633,13 @@ class _Painter:
         show_macs: bool,
         show_routes: bool = True,
         changes: Any = None,
+        trace: Any = None,
+        upto: int | None = None,
     ) -> None:
         self.ax = ax
         self.changes = changes
+        self.trace = trace
+        self.upto = upto
         self.ifaces = _ifaces(graph)
         self.veths = _edges(graph, "veth", self.ifaces)
         self.ports = _edges(graph, "port", self.ifaces)
@@ -1320,6 +1338,269 @@ class _Painter:
                     gid=f"removed:{u}|{v}",
                 )
 
+    # -- a packet trace
+
+    def _free_space(self) -> tuple[list[_Rect], list[Point]]:
+        """What a hop number or a NAT label should not cover, in data units:
+        the rectangles of the texts, bridges and interface points drawn so
+        far, and points along every cable and bridge port."""
+        self.ax.apply_aspect()  # the limits as they will be drawn
+        fig = _root_figure(self.ax)
+        renderer = RendererAgg(fig.bbox.width, fig.bbox.height, fig.dpi)
+        to_data = self.ax.transData.inverted()
+
+        def rect(extent: Any) -> _Rect:
+            (x0, y0), (x1, y1) = to_data.transform([(extent.x0, extent.y0), (extent.x1, extent.y1)])
+            return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+        rects = [rect(t.get_window_extent(renderer)) for t in self.ax.texts if t.get_text()]
+        rects += [
+            rect(p.get_window_extent(renderer))
+            for p in self.ax.patches
+            if str(p.get_gid()) in self.ifaces  # bridges
+        ]
+        dot = self.pt(self.size(6.5, 4.5, 2.4)) / self.ppu
+        rects += [(x - dot, y - dot, x + dot, y + dot) for x, y in self.pos.values()]
+        points: list[Point] = []
+        for u, v in [*self.veths, *self.ports]:
+            (x1, y1), (x2, y2) = self.pos[u], self.pos[v]
+            n = max(2, int(math.dist((x1, y1), (x2, y2)) / 0.08))
+            points += [(x1 + (x2 - x1) * i / n, y1 + (y2 - y1) * i / n) for i in range(n + 1)]
+        return rects, points
+
+    @staticmethod
+    def _cost(r: _Rect, rects: list[_Rect], points: list[Point]) -> float:
+        """How much of ``r`` is covered (by area, relative to ``r``) and how
+        many cable points it covers."""
+        area = max((r[2] - r[0]) * (r[3] - r[1]), 1e-9)
+        covered = 0.0
+        for o in rects:
+            w = min(r[2], o[2]) - max(r[0], o[0])
+            h = min(r[3], o[3]) - max(r[1], o[1])
+            if w > 0 and h > 0:
+                covered += w * h
+        crossed = sum(1 for x, y in points if r[0] <= x <= r[2] and r[1] <= y <= r[3])
+        return 3 * covered / area + 0.05 * crossed
+
+    @staticmethod
+    def _near(
+        p: Point, reach: float, rects: list[_Rect], points: list[Point]
+    ) -> tuple[list[_Rect], list[Point]]:
+        """The rectangles and points within ``reach`` of ``p`` (on each axis):
+        all that a place near ``p`` can cover (hundreds of namespaces stay fast)."""
+        x0, y0, x1, y1 = p[0] - reach, p[1] - reach, p[0] + reach, p[1] + reach
+        return (
+            [r for r in rects if r[0] < x1 and r[2] > x0 and r[1] < y1 and r[3] > y0],
+            [q for q in points if x0 <= q[0] <= x1 and y0 <= q[1] <= y1],
+        )
+
+    def _hop_places(
+        self, d: float, rects: list[_Rect], points: list[Point]
+    ) -> tuple[dict[int, Point], dict[int, Point]]:
+        """Where each hop's number goes (its centre), and the direction from
+        its interface, by hop number (1, 2, ...).
+
+        Every hop of the trace gets its place, whatever ``upto`` is, so that
+        a number never moves while stepping through. The hops of one
+        interface sit side by side, ``d`` apart, as near as possible to
+        its point where they cover the least: no text, bridge, interface
+        or cable if they can. A hop on an interface that is not drawn (a
+        loopback, one gone since) goes into its namespace's box.
+        """
+        at: dict[str, list[int]] = {}
+        for n, s in enumerate(self.trace.sightings, 1):
+            at.setdefault(f"if:{s.where}", []).append(n)
+        places: dict[int, Point] = {}
+        away: dict[int, Point] = {}
+        for node, numbers in sorted(at.items(), key=lambda kv: kv[1][0]):
+            ns = _iface_ns(node, self.ifaces.get(node, {}))
+            if node in self.ifaces and node in self.pos:
+                p = self.pos[node]
+            elif ns in self.boxes:
+                box = self.boxes[ns]
+                p = (box.x, box.y - 0.25 * box.h)
+            else:
+                continue
+            box = self.boxes.get(ns)
+            normal = box.normal(*p) if box and node in self.pos else (0.0, -1.0)
+            k = len(numbers)
+            near = self._near(p, (3 + k) * d, rects, points)
+            best: tuple[float, list[Point], Point] | None = None
+            for ring in (0, 1, 2):
+                r = (0.85 + 0.55 * ring) * d
+                for step in range(24):
+                    a = math.radians(15 * step)
+                    u = (math.cos(a), math.sin(a))
+                    # side by side across the direction, left to right or top to bottom
+                    across = (1.0, 0.0) if abs(u[1]) > 0.5 else (0.0, -1.0)
+                    centre = (p[0] + u[0] * r, p[1] + u[1] * r)
+                    if across == (0.0, -1.0) and k > 1:  # a column: keep clear of the point
+                        centre = (centre[0] + u[0] * 0.25 * d, centre[1])
+                    spots = [
+                        (
+                            centre[0] + across[0] * (i - (k - 1) / 2) * d,
+                            centre[1] + across[1] * (i - (k - 1) / 2) * d,
+                        )
+                        for i in range(k)
+                    ]
+                    half = d / 2
+                    r_all = (
+                        min(x for x, _ in spots) - half,
+                        min(y for _, y in spots) - half,
+                        max(x for x, _ in spots) + half,
+                        max(y for _, y in spots) + half,
+                    )
+                    inward = -(u[0] * normal[0] + u[1] * normal[1])
+                    cost = self._cost(r_all, *near) + 0.3 * ring - 0.01 * inward
+                    if best is None or cost < best[0] - 1e-9:
+                        best = (cost, spots, u)
+            assert best is not None
+            _, spots, u = best
+            for n, spot in zip(numbers, spots, strict=True):
+                places[n] = (round(spot[0], 6), round(spot[1], 6))
+                away[n] = u
+            rects.append(
+                (
+                    min(x for x, _ in spots) - d / 2,
+                    min(y for _, y in spots) - d / 2,
+                    max(x for x, _ in spots) + d / 2,
+                    max(y for _, y in spots) + d / 2,
+                )
+            )
+        return places, away
+
+    def hops(self) -> None:
+        """Number the trace's hops on the interfaces that saw them, join them
+        with arrows, and note where NAT changed an address."""
+        t = self.trace
+        if t is None:
+            return
+        rects, points = self._free_space()
+        d = self.pt(11.0) / self.ppu  # a number's circle, in data units
+        places, away = self._hop_places(d, rects, points)
+        sightings = list(t.sightings)
+        last = len(sightings) if self.upto is None else self.upto
+        shown = [(n, s) for n, s in enumerate(sightings, 1) if n <= last and n in places]
+        # arrows from one hop to the next of the same packet: the request's
+        # and the reply's bend to opposite sides of the same way
+        previous: dict[str, tuple[int, Any]] = {}
+        for n, s in shown:
+            before = previous.get(s.kind)
+            previous[s.kind] = (n, s)
+            if before is None or before[1].where == s.where:
+                continue
+            m, b = before
+            self.ax.add_patch(
+                FancyArrowPatch(
+                    self.pos.get(f"if:{b.where}", places[m]),
+                    self.pos.get(f"if:{s.where}", places[n]),
+                    arrowstyle="-|>",
+                    mutation_scale=self.pt(9),
+                    connectionstyle="arc3,rad=0.12",
+                    shrinkA=self.pt(4),
+                    shrinkB=self.pt(4),
+                    color=_HOP.get(s.kind, _INK),
+                    lw=self.pt(1.4),
+                    alpha=0.5,
+                    zorder=2.6,
+                    gid=f"hop-arrow:{m}-{n}",
+                )
+            )
+        for n, s in shown:
+            x, y = places[n]
+            current = self.upto is not None and n == last
+            self.ax.plot(
+                x,
+                y,
+                marker="o",
+                ms=d * self.ppu * (1.2 if current else 1.0),
+                mfc=_HOP.get(s.kind, _INK),
+                mec="#ffb300" if current else "white",
+                mew=self.pt(2.0 if current else 0.8),
+                ls="",
+                zorder=10.5,
+                gid=f"hop-mark:{n}",
+            )
+            self.ax.text(
+                x,
+                y,
+                str(n),
+                ha="center",
+                va="center_baseline",
+                fontsize=self.pt(6.5) * (1.15 if current else 1.0),
+                fontweight="bold",
+                color="white",
+                zorder=11,
+                gid=f"hop:{n}",
+            )
+        self._nat_labels(shown, places, away, d, rects, points)
+
+    def _nat_labels(
+        self,
+        shown: list[tuple[int, Any]],
+        places: dict[int, Point],
+        away: dict[int, Point],
+        d: float,
+        rects: list[_Rect],
+        points: list[Point],
+    ) -> None:
+        """A label beside each hop where an address differs from the hop
+        before of the same packet: ``src → NEW`` or ``dst → NEW``."""
+        fig = _root_figure(self.ax)
+        renderer = RendererAgg(fig.bbox.width, fig.bbox.height, fig.dpi)
+        to_data = self.ax.transData.inverted()
+        before: dict[str, Any] = {}
+        for n, s in shown:
+            a = before.get(s.kind)
+            before[s.kind] = s
+            if a is None:
+                continue
+            lines = [f"src \u2192 {s.src}"] * (a.src != s.src)
+            lines += [f"dst \u2192 {s.dst}"] * (a.dst != s.dst)
+            if not lines:
+                continue
+            colour = _HOP.get(s.kind, _INK)
+            x, y = places[n]
+            label = self.ax.text(
+                x,
+                y,
+                "\n".join(lines),
+                ha="center",
+                va="center",
+                fontsize=self.pt(6.8),
+                fontweight="bold",
+                color=colour,
+                zorder=10.8,
+                gid=f"nat:{n}",
+                linespacing=1.1,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "lw": 0.8},
+            )
+            ext = label.get_window_extent(renderer)
+            (x0, y0), (x1, y1) = to_data.transform([(ext.x0, ext.y0), (ext.x1, ext.y1)])
+            w, h = abs(x1 - x0) + 0.12, abs(y1 - y0) + 0.12  # with the frame
+            ux, uy = away[n]
+            near = self._near((x, y), w + h + 3 * d, rects, points)
+            best: tuple[float, Point] | None = None
+            for ring in (0, 1):
+                for step in range(16):
+                    a_ = math.radians(22.5 * step)
+                    vx, vy = math.cos(a_), math.sin(a_)
+                    # the label's centre, so that its edge is just beyond the number
+                    gap = d * (0.6 + 0.8 * ring)
+                    t = min(
+                        (w / 2 + gap) / abs(vx) if abs(vx) > 1e-9 else math.inf,
+                        (h / 2 + gap) / abs(vy) if abs(vy) > 1e-9 else math.inf,
+                    )
+                    cx, cy = x + vx * t, y + vy * t
+                    r = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                    cost = self._cost(r, *near) - 0.05 * (vx * ux + vy * uy) + 0.3 * ring
+                    if best is None or cost < best[0] - 1e-9:
+                        best = (cost, (cx, cy))
+            assert best is not None
+            cx, cy = best[1]
+            label.set_position((round(cx, 6), round(cy, 6)))
+            rects.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+
     def legend(self) -> None:
         mark = {"ls": "", "marker": "o", "ms": self.pt(5.5), "mec": _CABLE, "mew": 1.0}
         handles = [
@@ -1337,6 +1618,22 @@ class _Painter:
                 Line2D([], [], color=_ADDED, lw=3.0, label="added since last picture"),
                 Line2D([], [], color=_REMOVED, lw=1.6, ls=_DASH, label="removed (ghost)"),
                 Line2D([], [], color=_CHANGED, lw=3.0, label="changed (address, state, route)"),
+            ]
+        if self.trace is not None:
+            hop = {"ls": "", "marker": "o", "ms": self.pt(8), "mec": "white"}
+            handles += [
+                Line2D([], [], mfc=_HOP["request"], label="hop of the request (in order)", **hop),
+                Line2D([], [], mfc=_HOP["reply"], label="hop of the reply", **hop),
+                Line2D(
+                    [],
+                    [],
+                    ls="",
+                    marker="s",
+                    ms=self.pt(8),
+                    mfc="white",
+                    mec=_HOP["request"],
+                    label="NAT: an address rewritten",
+                ),
             ]
         where: dict[str, Any] = {"loc": "upper left"}
         if HOST in self.boxes:  # on the left of the host, where nothing else goes
@@ -1389,6 +1686,8 @@ def draw(
     title: str | None = None,
     show_routes: bool = True,
     changes: Any = None,
+    trace: Any = None,
+    upto: int | None = None,
 ) -> Figure:
     """Draw the sandbox: namespaces, bridges, veth cables and addresses.
 
@@ -1434,6 +1733,20 @@ def draw(
         ghosts where they were in the last picture; the legend explains
         the marks. Each mark's ``gid`` is ``added:ID``, ``changed:ID`` or
         ``removed:ID``.
+    trace : labkit.trace.Trace, optional
+        A packet trace (:func:`labkit.trace.trace`) to draw on the graph:
+        each sighting is a numbered hop (1, 2, ... in the trace's order)
+        beside the interface that saw it, blue for the request and
+        magenta for the reply, with arrows from one hop to the next. Where
+        an address changed from one hop to the next of the same packet
+        (NAT), a label says which and to what (``src → 192.168.1.2``).
+        The title says who pinged what, unless ``title`` is given. Each
+        number's ``gid`` is ``hop:N``, each NAT label's ``nat:N``.
+    upto : int, optional
+        With ``trace``: draw only hops 1 to ``upto``, the last one larger
+        and ringed, and (unless ``title`` is given) name that hop in the
+        title. The numbers stay in place from one ``upto`` to the next
+        (see :func:`trace_steps`).
 
     Returns
     -------
@@ -1468,20 +1781,147 @@ def draw(
     >>> fig = draw(g, changes=diff_graphs(old, g))
     >>> sorted(a.get_gid() for a in fig.axes[0].get_children() if "changed:" in str(a.get_gid()))
     ['changed:if:red/eth0']
+
+    A packet trace, its hops numbered on the interfaces that saw them:
+
+    >>> from labkit.trace import Sighting, Trace
+    >>> t = Trace("red", "10.0.0.9", [
+    ...     Sighting(0.0, "red", "eth0", "out", "10.0.0.1", "10.0.0.9", "request"),
+    ...     Sighting(0.1, "red", "eth0", "in", "10.0.0.9", "10.0.0.1", "reply")], answered=True)
+    >>> fig = draw(g, trace=t)
+    >>> [(x.get_text(), x.get_gid()) for x in fig.axes[0].texts if x.get_gid()]
+    [('1', 'hop:1'), ('2', 'hop:2')]
+    >>> fig.axes[0].get_title()
+    'red pings 10.0.0.9: 2 hops, the reply came back'
     """
+    if trace is not None and title is None:
+        title = _trace_title(trace, upto)
+    if trace is None and upto is not None:
+        raise ValueError("upto= needs a trace=")
     if ax is None:
         fig = Figure(figsize=FIGSIZE)
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.99)
-    painter = _Painter(graph, pos, ax, show_addresses, show_macs, show_routes, changes)
+    painter = _Painter(graph, pos, ax, show_addresses, show_macs, show_routes, changes, trace, upto)
     painter.set_view(title)
     painter.boxes_and_names()
     painter.row_labels()
     painter.cables()
     painter.interfaces()
     painter.highlight()
+    painter.hops()
     painter.legend()
     return _root_figure(ax)
+
+
+def _trace_title(trace: Any, upto: int | None) -> str:
+    """What a trace picture is of: the whole ping, or one hop of it.
+
+    Examples
+    --------
+    >>> from labkit.trace import Sighting, Trace
+    >>> t = Trace("red", "203.0.113.8", [
+    ...     Sighting(0.0, "red", "veth-red", "out", "192.168.15.1", "203.0.113.8", "request")])
+    >>> _trace_title(t, None)
+    'red pings 203.0.113.8: 1 hop, no reply came back'
+    >>> _trace_title(t, 1)
+    'hop 1 of 1: red veth-red out, 192.168.15.1 → 203.0.113.8 (request)'
+    """
+    sightings = list(trace.sightings)
+    n = len(sightings)
+    if upto is not None:
+        if not isinstance(upto, int) or isinstance(upto, bool) or not 0 <= upto <= n:
+            raise ValueError(f"upto must be a hop number from 0 to {n}, not {upto!r}")
+        if upto == 0:
+            return f"{trace.src} pings {trace.dst}: before the first hop"
+        s = sightings[upto - 1]
+        return (
+            f"hop {upto} of {n}: {s.ns} {s.iface} {s.direction}, {s.src} \u2192 {s.dst} ({s.kind})"
+        )
+    if not n:
+        return f"{trace.src} pings {trace.dst}: no interface saw the packet"
+    came = "the reply came back" if trace.answered else "no reply came back"
+    return f"{trace.src} pings {trace.dst}: {n} hop{'s' if n != 1 else ''}, {came}"
+
+
+def trace_steps(graph: nx.Graph, trace: Any, **kwargs: Any) -> list[Figure]:
+    """One figure per hop of ``trace``: hops 1 to 1, 1 to 2, ... 1 to all.
+
+    For a step-through in a notebook (show one figure at a time, with a
+    slider or in a loop). Keyword arguments go to :func:`draw`.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from labkit.trace import Sighting, Trace
+    >>> g = nx.Graph()
+    >>> g.add_node("ns:red", kind="netns", name="red")
+    >>> t = Trace("red", "10.0.0.9", [
+    ...     Sighting(0.0, "red", "eth0", "out", "10.0.0.1", "10.0.0.9", "request")] * 3)
+    >>> [f.axes[0].get_title()[:8] for f in trace_steps(g, t)]
+    ['hop 1 of', 'hop 2 of', 'hop 3 of']
+    """
+    return [draw(graph, trace=trace, upto=k, **kwargs) for k in range(1, len(trace.sightings) + 1)]
+
+
+def step_through(graph: nx.Graph, trace: Any, dpi: int = 100, **kwargs: Any) -> Any:
+    """A slider (and a play button) over the hops of ``trace``, in Jupyter.
+
+    The picture shows hops 1 to the slider's value, as :func:`trace_steps`
+    draws them; it starts at hop 1. Each picture is drawn the first time
+    it is asked for (``dpi`` 100: 900 x 700 pixels). Keyword arguments go
+    to :func:`draw`. Nothing is printed or displayed while it is made, so
+    a notebook that shows it stores the same output every time.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        The play button and the slider above the picture.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from labkit.trace import Sighting, Trace
+    >>> g = nx.Graph()
+    >>> g.add_node("ns:red", kind="netns", name="red")
+    >>> t = Trace("red", "10.0.0.9", [
+    ...     Sighting(0.0, "red", "eth0", "out", "10.0.0.1", "10.0.0.9", "request")] * 3)
+    >>> box = step_through(g, t)
+    >>> controls, picture = box.children
+    >>> play, slider = controls.children
+    >>> first = bytes(picture.value)
+    >>> slider.max, first[:4]
+    (3, b'\\x89PNG')
+    >>> slider.value = 3  # what dragging the slider does: hops 1 to 3
+    >>> bytes(picture.value) != first
+    True
+    """
+    import io
+
+    import ipywidgets as w
+
+    n = len(trace.sightings)
+    if not n:
+        raise ValueError(f"{trace.src} -> {trace.dst}: no interface saw the packet, no hop to show")
+    pictures: dict[int, bytes] = {}
+
+    def png(k: int) -> bytes:
+        if k not in pictures:
+            buf = io.BytesIO()
+            draw(graph, trace=trace, upto=k, **kwargs).savefig(buf, format="png", dpi=dpi)
+            pictures[k] = buf.getvalue()
+        return pictures[k]
+
+    play = w.Play(value=1, min=1, max=n, interval=1200, description="play")
+    slider = w.IntSlider(value=1, min=1, max=n, description="hop", continuous_update=False)
+    w.jslink((play, "value"), (slider, "value"))
+    image = w.Image(value=png(1), format="png", layout={"max_width": "900px", "width": "100%"})
+
+    def show(change: dict[str, Any]) -> None:
+        image.value = png(int(change["new"]))
+
+    slider.observe(show, names="value")
+    return w.VBox([w.HBox([play, slider]), image])
 
 
 def save(graph: nx.Graph, path: str | PathLike[str]) -> None:

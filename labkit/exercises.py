@@ -236,12 +236,14 @@ class Exercise:
     Exercise bridge-down: red cannot reach 192.168.15.2 any more. Find out why and fix it.
     """
 
-    def __init__(self, fault: Fault) -> None:
+    def __init__(self, fault: Fault, named: bool = True) -> None:
         self.fault = fault
+        self.named = named  # False for a random exercise: its name would give it away
         self.tries = 0
 
     def __str__(self) -> str:
-        return f"Exercise {self.fault.name}: {self.fault.symptom}. Find out why and fix it."
+        name = f" {self.fault.name}" if self.named else ""
+        return f"Exercise{name}: {self.fault.symptom}. Find out why and fix it."
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
@@ -307,6 +309,7 @@ def start(name: str | None = None, seed: int | None = None) -> Exercise:
     """
     from labkit.lab import Lab
 
+    named = name is not None
     if name is None:
         name = random.Random(seed).choice(sorted(FAULTS))
     if name not in FAULTS:
@@ -320,4 +323,4 @@ def start(name: str | None = None, seed: int | None = None) -> Exercise:
     lab.goto(fault.stage)
     for command in fault.breaks:
         subprocess.run(shlex.split(command), check=True, capture_output=True)
-    return Exercise(fault)
+    return Exercise(fault, named)

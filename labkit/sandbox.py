@@ -326,7 +326,15 @@ def _private_run() -> None:
         f"PYTHONPATH={shlex.quote(here)}${{PYTHONPATH:+:$PYTHONPATH}} "
         f'exec {shlex.quote(sys.executable)} -m labkit "$@"\n'
     )
-    for name, text in (("sudo", _SUDO_SHIM), ("labkit", labkit_cmd)):
+    # `python3 -m labkit.webapp` (the port-forward stage's command) must find
+    # labkit too, whichever python3 comes first on the machine's PATH.
+    python_cmd = (
+        "#!/bin/sh\n"
+        f"PYTHONPATH={shlex.quote(here)}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f'exec {shlex.quote(sys.executable)} "$@"\n'
+    )
+    shims = (("sudo", _SUDO_SHIM), ("labkit", labkit_cmd), ("python3", python_cmd))
+    for name, text in shims:
         _write(os.path.join(BIN_DIR, name), text)
         os.chmod(os.path.join(BIN_DIR, name), 0o755)
     # No DNS in the sandbox: name lookups fail at once instead of waiting

@@ -208,6 +208,10 @@ def _run(nl: netlink.Netlink, src: str, dst: str, timeout: float) -> Trace:
                 captures[ns] = _capture(nl, ns)
             except (OSError, ConfigError):
                 continue  # gone meanwhile
+        # The first socket that asks for timestamps turns them on for the whole
+        # kernel, but a moment later (net_enable_timestamp defers it): a packet
+        # that passes before is stamped only when read, in the order of the reads.
+        time.sleep(0.02)
         sender = nl._inside(
             src, lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         )
@@ -297,7 +301,7 @@ def _causal_order(
     def before(a: Sighting, b: Sighting) -> bool:
         """True when ``a`` must come before ``b``."""
         if a.kind != b.kind:
-            return False
+            return a.kind == "request"  # the reply is made when the request arrives
         if a.direction == "out" and b.direction == "in":
             if peers.get((a.ns, a.iface)) == (b.ns, b.iface):
                 return (a.src, a.dst) == (b.src, b.dst)

@@ -17,7 +17,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from labkit.draw import COMPACT_ABOVE, DENSE_ABOVE, FIGSIZE, draw, layout, save
+from labkit.draw import COMPACT_ABOVE, DENSE_ABOVE, FIGSIZE, draw, layout, save, trace_steps
 from labkit.sandbox import run_in_sandbox
 
 FIGURE_REPR = "<Figure size 900x700 with 1 Axes>"
@@ -524,3 +524,142 @@ def test_names_stay_in_their_tiles_up_to_dense_above():
     fig = draw(bridge_graph(DENSE_ABOVE + 1))
     rows = {t.get_text() for t in fig.axes[0].texts if str(t.get_gid()).startswith("row:")}
     assert "ns10" in rows and "ns100" not in texts(fig)
+
+
+# -- a packet trace on the graph ---------------------------------------------------
+
+REQUEST, REPLY = "request", "reply"
+
+
+def hand_trace():
+    """red pings the router through the host, which masquerades: what
+    :func:`labkit.trace.trace` would see, by hand."""
+    from labkit.trace import Sighting, Trace
+
+    red, host, router = "192.168.15.1", "192.168.1.2", "192.168.1.1"
+    hops = [
+        ("red", "veth-red", "out", red, router, REQUEST),
+        ("host", "veth-red-br", "in", red, router, REQUEST),
+        ("host", "v-net-0", "in", red, router, REQUEST),
+        ("host", "eth0", "out", host, router, REQUEST),  # the host's NAT
+        ("router", "lan-host", "in", host, router, REQUEST),
+        ("router", "lan-host", "out", router, host, REPLY),
+        ("host", "eth0", "in", router, host, REPLY),
+        ("host", "v-net-0", "out", router, red, REPLY),  # NAT undone
+        ("host", "veth-red-br", "out", router, red, REPLY),
+        ("red", "veth-red", "in", router, red, REPLY),
+    ]
+    sightings = [Sighting(i / 1000, *hop) for i, hop in enumerate(hops)]
+    return Trace("red", router, sightings, answered=True)
+
+
+def numbers(fig: Figure) -> dict[int, tuple[float, float]]:
+    """Hop number -> where it is written."""
+    found = {}
+    for t in fig.axes[0].texts:
+        gid = str(t.get_gid())
+        if gid.startswith("hop:"):
+            assert t.get_text() == gid[4:]
+            found[int(gid[4:])] = tuple(t.get_position())
+    return found
+
+
+def test_a_trace_numbers_its_hops_at_the_interfaces_that_saw_them():
+    g = bridge_graph(2)
+    t = hand_trace()
+    fig = draw(g, trace=t)
+    assert repr(fig) == FIGURE_REPR
+    at = numbers(fig)
+    assert sorted(at) == list(range(1, 11))
+    pos = layout(g)
+    ifaces = {n: p for n, p in pos.items() if n.startswith("if:")}
+    for n, s in enumerate(t.sightings, 1):
+        mine = pos[f"if:{s.where}"]
+        # near its interface, and nearer to it than to any other interface
+        assert abs(complex(*at[n]) - complex(*mine)) < 0.8, (n, s.where)
+        nearest = min(ifaces, key=lambda i: abs(complex(*ifaces[i]) - complex(*at[n])))
+        assert nearest == f"if:{s.where}", (n, nearest)
+    # two hops on one interface (request out, reply in) do not cover each other
+    for a, b in [(1, 10), (2, 9), (3, 8), (4, 7), (5, 6)]:
+        assert abs(complex(*at[a]) - complex(*at[b])) > 0.25
+    # the request in one colour, the reply in another
+    marks = {a.get_gid(): a.get_markerfacecolor() for a in fig.axes[0].lines}
+    request = {marks[f"hop-mark:{n}"] for n in range(1, 6)}
+    reply = {marks[f"hop-mark:{n}"] for n in range(6, 11)}
+    assert len(request) == len(reply) == 1 and request != reply
+    legend = [x.get_text() for x in fig.axes[0].get_legend().get_texts()]
+    assert {"hop of the request (in order)", "hop of the reply"} <= set(legend)
+    assert fig.axes[0].get_title() == "red pings 192.168.1.1: 10 hops, the reply came back"
+
+
+def test_a_trace_marks_where_nat_changed_an_address():
+    fig = draw(bridge_graph(2), trace=hand_trace())
+    nat = {t.get_gid(): t.get_text() for t in fig.axes[0].texts if "nat:" in str(t.get_gid())}
+    assert nat == {"nat:4": "src \u2192 192.168.1.2", "nat:8": "dst \u2192 192.168.15.1"}
+    at = numbers(fig)
+    label = next(t for t in fig.axes[0].texts if t.get_gid() == "nat:4")
+    assert abs(complex(*label.get_position()) - complex(*at[4])) < 1.5  # beside hop 4
+
+
+def test_a_trace_steps_through_its_hops_without_moving_them():
+    g, t = bridge_graph(2), hand_trace()
+    whole = numbers(draw(g, trace=t))
+    fig = draw(g, trace=t, upto=4)
+    assert numbers(fig) == {n: whole[n] for n in range(1, 5)}
+    assert fig.axes[0].get_title() == (
+        "hop 4 of 10: host eth0 out, 192.168.1.2 \u2192 192.168.1.1 (request)"
+    )
+    assert "src \u2192 192.168.1.2" in texts(fig)  # hop 4's NAT is shown
+    assert "dst \u2192 192.168.15.1" not in texts(fig)  # hop 8's is not yet
+    steps = trace_steps(g, t)
+    assert len(steps) == 10
+    assert [len(numbers(f)) for f in steps] == list(range(1, 11))
+    assert numbers(steps[-1]) == whole
+    assert draw(g, trace=t, upto=0, title="before").axes[0].get_title() == "before"
+    with pytest.raises(ValueError, match="from 0 to 10"):
+        draw(g, trace=t, upto=11)
+    with pytest.raises(ValueError, match="needs a trace"):
+        draw(g, upto=1)
+
+
+def test_without_a_trace_the_drawing_is_unchanged():
+    g = bridge_graph(2)
+    fig = draw(g)
+    ax = fig.axes[0]
+    assert not [a for a in ax.get_children() if str(a.get_gid()).startswith(("hop", "nat:"))]
+    assert ax.get_title() == ""
+    legend = [x.get_text() for x in ax.get_legend().get_texts()]
+    assert not [x for x in legend if "hop" in x or "NAT" in x]
+    assert len(texts(fig)) == len(texts(draw(g, trace=None)))
+
+
+def test_a_hop_on_an_interface_not_drawn_goes_into_its_box():
+    from labkit.trace import Sighting, Trace
+
+    g = bridge_graph(2)
+    t = Trace(
+        "red",
+        "192.168.15.1",
+        [
+            Sighting(0.0, "red", "lo", "out", "192.168.15.1", "192.168.15.1", REQUEST),
+            Sighting(0.0, "red", "lo", "in", "192.168.15.1", "192.168.15.1", REQUEST),
+        ],
+    )
+    at = numbers(draw(g, trace=t))
+    box_x, box_y = layout(g)["ns:red"]
+    for x, y in at.values():
+        assert abs(x - box_x) < 1.6 and abs(y - box_y) < 0.8  # red's box is 3.2 x 1.6
+    assert at[1] != at[2]
+
+
+@pytest.mark.sandbox
+def test_a_real_trace_to_the_internet_draws_sixteen_hops():
+    from labkit import Lab, trace
+
+    Lab().goto("internet")
+    fig = trace.trace("red", "203.0.113.8").draw()
+    assert repr(fig) == FIGURE_REPR
+    assert sorted(numbers(fig)) == list(range(1, 17))
+    nat = {t.get_text() for t in fig.axes[0].texts if "nat:" in str(t.get_gid())}
+    assert {"src \u2192 192.168.1.2", "src \u2192 198.51.100.2"} <= nat  # host and router
+    assert fig.axes[0].get_title() == "red pings 203.0.113.8: 16 hops, the reply came back"
