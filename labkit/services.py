@@ -70,6 +70,31 @@ def find(svc: Service) -> list[int]:
     return [int(x["pid"]) for x in running([svc.ns]) if x["port"] == svc.port]
 
 
+def listening_ports(net_dir: str) -> set[int]:
+    """The TCP ports with a listening socket, from ``NET_DIR/tcp`` and ``tcp6``.
+
+    ``net_dir`` is a ``/proc/.../net`` directory: ``/proc/PID/net`` for a
+    process's namespace, ``/proc/thread-self/net`` for the calling thread's.
+
+    Examples
+    --------
+    >>> 1 in listening_ports(f"/proc/{os.getpid()}/net")
+    False
+    """
+    ports = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"{net_dir}/{name}") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == _LISTEN:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except (OSError, StopIteration, IndexError, ValueError):
+            continue
+    return ports
+
+
 def listening(pid: int, port: int) -> bool:
     """True when process ``pid``'s namespace has a TCP socket listening on ``port``.
 
@@ -78,17 +103,7 @@ def listening(pid: int, port: int) -> bool:
     >>> listening(os.getpid(), 1)
     False
     """
-    for name in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{name}") as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == _LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        return True
-        except (OSError, StopIteration, IndexError, ValueError):
-            continue
-    return False
+    return port in listening_ports(f"/proc/{pid}/net")
 
 
 def start(nl: netlink.Netlink, svc: Service, timeout: float = 10.0) -> int:

@@ -23,12 +23,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit import netlink, observe, sandbox, stages
+from labkit import netlink, observe, sandbox, services, stages
 from labkit.errors import ConfigError
 from labkit.model import FORWARDING, HOST
 
 _MAX_HOPS = 12
-_LISTEN = "0A"
 
 
 def _where(ns: str) -> str:
@@ -219,18 +218,7 @@ class _Kernel:
         if ns not in self._listen:
 
             def read() -> set[int]:
-                ports = set()
-                for name in ("tcp", "tcp6"):
-                    try:
-                        with open(f"/proc/thread-self/net/{name}") as f:
-                            next(f)
-                            for line in f:
-                                fields = line.split()
-                                if fields[3] == _LISTEN:
-                                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-                    except (OSError, StopIteration, IndexError, ValueError):
-                        continue
-                return ports
+                return services.listening_ports("/proc/thread-self/net")
 
             self._listen[ns] = self.nl.call(self.nl._inside, ns, read)
         return self._listen[ns]
