@@ -297,24 +297,6 @@ class Netlink:
             ns, lambda: subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         )
 
-    def read_sysctl(self, ns: str, key: str) -> str | None:
-        """The value of a network sysctl in namespace ``ns`` (None if absent).
-
-        Examples
-        --------
-        >>> get().call(get().read_sysctl, "host", "net.ipv4.ip_forward")  # doctest: +SKIP
-        '0'
-        """
-
-        def read() -> str | None:
-            try:
-                with open("/proc/sys/" + key.replace(".", "/")) as f:
-                    return f.read().strip()
-            except OSError:
-                return None
-
-        return self._inside(ns, read)
-
     def write_sysctl(self, ns: str, key: str, value: str) -> None:
         """Set a network sysctl in namespace ``ns``.
 
@@ -385,20 +367,6 @@ class Netlink:
 
     # -- links, addresses, routes (run on the worker thread) -------------
 
-    def index(self, ns: str, name: str) -> int:
-        """The ifindex of ``name`` in ``ns``.
-
-        Examples
-        --------
-        >>> get().call(get().index, "host", "lo")  # doctest: +SKIP
-        1
-        """
-        try:
-            return self.sock(ns).call(rtnl.get_link(name))[0]["index"]
-        except rtnl.NetlinkError as err:
-            where = "the host" if ns == HOST else f"namespace {ns}"
-            raise KernelError(f"no interface {name!r} in {where}: {err}") from None
-
     def indexes(self, ns: str) -> dict[str, int]:
         """Interface name -> ifindex for every link of ``ns`` (one dump).
 
@@ -443,13 +411,17 @@ def kill_processes_in(netns_inodes: int | set[int]) -> int:
     0
     """
     wanted = {netns_inodes} if isinstance(netns_inodes, int) else netns_inodes
+    return _kill_where(lambda inode: inode in wanted, {os.getpid()})
+
+
+def _kill_where(doomed: Callable[[int], bool], spared: set[int]) -> int:
+    """SIGKILL each visible process (not in ``spared``) whose netns inode is ``doomed``."""
     killed = 0
-    me = os.getpid()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit() or int(entry) in spared:
             continue
         try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino in wanted:
+            if doomed(os.stat(f"/proc/{entry}/ns/net").st_ino):
                 os.kill(int(entry), signal.SIGKILL)
                 killed += 1
         except (OSError, ProcessLookupError):
@@ -487,17 +459,7 @@ def kill_strays(keep: set[int]) -> int:
                 pid = int(f.read().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             break
-    killed = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in spared:
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino not in keep:
-                os.kill(int(entry), signal.SIGKILL)
-                killed += 1
-        except (OSError, ProcessLookupError):
-            continue
-    return killed
+    return _kill_where(lambda inode: inode not in keep, spared)
 
 
 _instance: tuple[int, Netlink] | None = None
