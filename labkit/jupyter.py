@@ -4,14 +4,16 @@ Jupyter (JupyterLab, nbclient, nbval) talks to kernels over TCP on
 127.0.0.1, which does not cross network namespaces. So the kernel starts
 in this order:
 
-1. :func:`labkit.sandbox.enter_private` while the process is still
-   single-threaded (user, mount and PID namespaces; it continues in a
-   child process, PID 2 of the sandbox);
-2. ipykernel binds its ZMQ sockets: they stay in the machine's network
-   namespace, where Jupyter can reach them;
-3. :func:`labkit.sandbox.enter_network` moves the main thread, which runs
-   the cells, into the sandbox's own network namespace, "the host";
-4. the kernel starts serving.
+1. still outside, as the user who started Jupyter, the launcher reads the
+   connection file and opens the five listening TCP sockets Jupyter will
+   connect to, in the machine's network namespace;
+2. :func:`labkit.sandbox.enter` moves the kernel, whole, into a fresh
+   sandbox (user, mount, PID, network, UTS and IPC namespaces); the
+   launcher stays outside as its supervisor;
+3. ipykernel binds its ZMQ sockets *on those listening sockets*
+   (``ZMQ_USE_FD``), so no thread of the kernel needs the machine's
+   network namespace, and learner code cannot reach it;
+4. the outside world is built and the kernel starts serving.
 
 So every notebook gets a private host, a kernel restart gives a clean
 machine, and ``!sudo ip netns add red`` in a cell touches only the
@@ -29,6 +31,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +80,56 @@ def _refuse_tools(reason: str) -> None:
     os.environ["PATH"] = bin_dir + ":" + os.environ.get("PATH", "")
 
 
+def _connection_file(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg in ("-f", "--f") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(("-f=", "--f=")):
+            return arg.split("=", 1)[1]
+    return None
+
+
+_PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+def _listen(info: dict) -> dict[int, int]:
+    """Open Jupyter's five listening TCP sockets here, outside: port -> fd (inheritable)."""
+    if info.get("transport", "tcp") != "tcp":
+        return {}
+    ip = info.get("ip") or "127.0.0.1"
+    ip = "" if ip in ("*", "0.0.0.0") else ip
+    fds = {}
+    for key in _PORTS:
+        port = int(info.get(key) or 0)
+        if port <= 0:
+            continue
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ip, port))
+        s.listen(128)
+        fd = s.detach()
+        os.set_inheritable(fd, True)
+        fds[port] = fd
+    return fds
+
+
+def _bind_on(fds: dict[int, int]) -> None:
+    """Make ZMQ bind Jupyter's ports on the sockets opened outside (``ZMQ_USE_FD``)."""
+    import zmq
+
+    original = zmq.Socket.bind
+
+    def bind(self: zmq.Socket, addr: str):  # type: ignore[no-untyped-def]
+        port = addr.rsplit(":", 1)[-1] if addr.startswith("tcp://") else ""
+        fd = fds.pop(int(port), None) if port.isdigit() else None
+        if fd is not None:
+            self.setsockopt(zmq.USE_FD, fd)
+        return original(self, addr)
+
+    zmq.Socket.bind = bind  # type: ignore[method-assign]
+
+
 def launch(argv: list[str] | None = None) -> None:
     """Start the sandboxed kernel (what the kernelspec runs).
 
@@ -85,12 +138,34 @@ def launch(argv: list[str] | None = None) -> None:
     >>> from labkit.jupyter import launch
     >>> launch(["-f", "/tmp/kernel.json"])  # doctest: +SKIP
     """
+    args = list(sys.argv[1:] if argv is None else argv)
+    path = _connection_file(args)
     reason = None
+    fds: dict[int, int] = {}
+    info: dict = {}
     try:
-        sandbox.enter_private()
+        if path:
+            with open(path) as f:
+                info = json.load(f)
+            fds = _listen(info)
+        sandbox.enter(world=False, kind="kernel", label=os.environ.get("JPY_SESSION_NAME", ""))
     except SandboxError as err:
         reason = str(err)
-    # We now run two forks below the process Jupyter started, which stays
+        for fd in fds.values():
+            os.close(fd)
+        fds = {}
+    except (OSError, ValueError) as err:
+        reason = f"the kernel could not open its ports: {err}"
+        fds = {}
+    if reason is None and path:
+        # The connection file may sit where the learner cannot read it (root's
+        # home): a copy in the sandbox, with the same ports and key.
+        inside = os.path.join(sandbox.HOME_DIR, "kernel-connection.json")
+        with open(os.open(inside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump(info, f)
+        args = [inside if a == path else a.replace(path, inside) for a in args]
+        _bind_on(fds)
+    # We now run three forks below the process Jupyter started, which stays
     # and waits for us (and takes us down when it dies); ipykernel's parent
     # poller would misread our parent, PID 1 of the sandbox. "1" turns the
     # poller off.
@@ -100,12 +175,9 @@ def launch(argv: list[str] | None = None) -> None:
     app = IPKernelApp.instance()
     # Pictures inline: lab.draw() returns a Figure made without pyplot,
     # which IPython shows as a PNG once the inline backend is set up.
-    app.initialize([*(sys.argv[1:] if argv is None else argv), "--matplotlib=inline"])
+    app.initialize([*args, "--matplotlib=inline"])
     if reason is None:
-        try:
-            sandbox.enter_network()
-        except SandboxError as err:
-            reason = str(err)
+        sandbox.build_world()
     if reason is not None:
         os.environ["LABKIT_NO_SANDBOX"] = reason
         _refuse_tools(reason)

@@ -1,22 +1,23 @@
 """The sandbox: a private "host" that never touches the machine's network.
 
-A sandbox is a set of fresh Linux namespaces that the calling process
-enters:
+A sandbox is a set of fresh Linux namespaces that a process enters:
 
-* a **user** namespace (only when not started as root), so that an
-  ordinary user is root inside and nowhere else;
-* a **mount** namespace whose ``/run/netns`` is a private tmpfs, so
-  ``ip netns add red`` creates ``red`` for this sandbox only;
+* a **user** namespace, always: the learner is root inside and an
+  unprivileged user on the machine (the one who started labkit, or, when
+  root started it, user :data:`SANDBOX_UID`, which no account uses);
 * a **PID** namespace, whose first process is a small reaper; when the
-  process that entered the sandbox exits, the reaper dies with it and the
-  kernel ends every process started inside (web apps included);
-* a **network** namespace that plays "the host" of the tutorial.
+  process that started the sandbox exits, the kernel ends every process
+  inside (web apps and joined terminals included);
+* a **mount** namespace whose ``/proc``, ``/sys``, ``/run`` and
+  ``/run/netns`` are the sandbox's own, mounted before the learner's user
+  namespace exists, so the learner cannot unmount them;
+* a **network** namespace that plays "the host" of the tutorial, and a
+  **UTS** namespace that names it ``host``, and an IPC namespace.
 
-Entering happens in two steps because a Jupyter kernel must bind its ZMQ
-sockets in the machine's network namespace before it moves into the
-sandbox's: :func:`enter_private` (user, mount, PID; must run while the
-process is single-threaded) and :func:`enter_network` (the network
-namespace, for the calling thread only). :func:`enter` does both.
+:func:`enter` builds all of it; the calling process stays outside as
+supervisor. Nothing the learner runs keeps the machine's network
+namespace: the Jupyter kernel's sockets are bound outside by the
+supervisor and handed in (see :mod:`labkit.jupyter`).
 
 Inside, the tutorial's commands run verbatim: ``sudo`` is a small shim on
 ``PATH`` (the sandbox user is already root there; the real ``sudo``
@@ -25,6 +26,7 @@ refuses to run in a user namespace).
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import pickle
@@ -46,9 +48,14 @@ ENV_MARK = "LABKIT_SANDBOX"
 DISABLE = "LABKIT_DISABLE_SANDBOX"
 NETNS_DIR = "/run/netns"
 BIN_DIR = "/run/labkit/bin"
+#: the learner's home when the machine's is not theirs (root's)
+HOME_DIR = "/run/labkit/home"
+#: the host's name inside every sandbox
+HOSTNAME = "host"
 
 _T = TypeVar("_T")
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+_PR_SET_DUMPABLE = 4
 
 _SUDO_SHIM = """#!/bin/sh
 # labkit sandbox: you are root here already, so sudo only drops its options.
@@ -271,9 +278,9 @@ def why_not() -> str | None:
     """
     if os.environ.get(DISABLE):
         return _DISABLED
-    flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWNET | _libc.CLONE_NEWPID
-    if os.geteuid() != 0:
-        flags |= _libc.CLONE_NEWUSER
+    if os.geteuid() != 0 and not sysfs_mounted():
+        return NO_SYSFS.format(uid=os.geteuid())
+    flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWNET | _libc.CLONE_NEWPID | _libc.CLONE_NEWUSER
     failure = _child_probe(flags)
     return None if failure is None else cannot_start(failure)
 
@@ -283,68 +290,261 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-def _private_run() -> None:
-    """Cover /run with a tmpfs, keep what was there, add /run/netns."""
-    kept: list[tuple[str, str, Any]] = []
-    for entry in os.scandir("/run"):
-        if entry.name in ("netns", "labkit"):
-            continue
-        try:
-            if entry.is_symlink():
-                kept.append((entry.name, "link", os.readlink(entry.path)))
-            else:
-                kind = "dir" if entry.is_dir(follow_symlinks=False) else "file"
-                kept.append((entry.name, kind, os.open(entry.path, os.O_PATH | os.O_NOFOLLOW)))
-        except OSError:
-            continue
-    _libc.mount("tmpfs", "/run", "tmpfs", 0, "mode=0755")
-    for name, kind, value in kept:
-        path = os.path.join("/run", name)
-        try:
-            if kind == "link":
-                os.symlink(value, path)
-                continue
-            if kind == "dir":
-                os.mkdir(path)
-            else:
-                open(path, "w").close()
-            _libc.mount(f"/proc/self/fd/{value}", path, None, _libc.MS_BIND | _libc.MS_REC)
-        except OSError:
-            pass  # best effort: a part of /run we cannot keep is left out
-        finally:
-            if kind != "link":
-                os.close(value)
-    os.mkdir(NETNS_DIR)
-    _libc.mount("tmpfs", NETNS_DIR, "tmpfs", 0, "mode=0755")
-    _libc.mount(None, NETNS_DIR, None, _libc.MS_SHARED)
-    os.makedirs(BIN_DIR)
+# -- who the learner is on the machine ------------------------------------------
+
+#: Where a sandbox started by root puts its root: the first of 65536 user
+#: ids that no account uses, in the range systemd leaves to containers'
+#: user namespaces (524288-1879048191). Override with LABKIT_SANDBOX_UID.
+SANDBOX_UID = 0x60000000
+#: How many user ids a sandbox started by root maps (0-65535 inside).
+SANDBOX_IDS = 65536
+UID_ENV = "LABKIT_SANDBOX_UID"
+
+
+def learner_ids(euid: int | None = None, egid: int | None = None) -> tuple[int, int, int]:
+    """Where the sandbox's root lives on the machine: ``(uid, gid, how many ids)``.
+
+    Started by root, the sandbox maps its root to :data:`SANDBOX_UID` (a
+    user id no account uses, with 65535 more after it for the sandbox's
+    other users); started by an ordinary user, to that user alone. Either
+    way the learner is root inside and an unprivileged user outside.
+
+    Examples
+    --------
+    >>> learner_ids(0, 0)
+    (1610612736, 1610612736, 65536)
+    >>> learner_ids(1000, 1000)
+    (1000, 1000, 1)
+    """
+    euid = os.geteuid() if euid is None else euid
+    egid = os.getegid() if egid is None else egid
+    if euid != 0:
+        return euid, egid, 1
+    text = os.environ.get(UID_ENV, "")
+    uid = int(text) if text.isdigit() and 0 < int(text) < 2**32 - SANDBOX_IDS else SANDBOX_UID
+    return uid, uid, SANDBOX_IDS
+
+
+def sysfs_mounted() -> bool:
+    """Tell whether a sysfs is mounted at ``/sys`` (some VMs and containers have none).
+
+    Examples
+    --------
+    >>> sysfs_mounted() in (True, False)
+    True
+    """
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split(" - ", 1)
+                if len(fields) == 2 and fields[0].split()[4] == "/sys":
+                    if fields[1].split()[0] == "sysfs":
+                        return True
+    except (OSError, IndexError):
+        pass
+    return False
+
+
+NO_SYSFS = (
+    "A labkit sandbox cannot start here: this machine has no sysfs mounted at /sys, and "
+    "in a user namespace the kernel refuses a new one unless one is visible already (so "
+    "`ip netns exec` and `ip -n NAME` would fail with `mount of /sys failed`). labkit runs "
+    f"as user {{uid}}, not root. {FIX_INTRO}, as root: `mount -t sysfs sysfs /sys`; or run "
+    "labkit as root (it then mounts a sysfs inside its own sandbox)."
+)
+
+
+def _sethostname(name: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.sethostname(name.encode(), len(name)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"sethostname: {os.strerror(err)}")
+
+
+def _dumpable(on: bool) -> None:
+    ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 1 if on else 0, 0, 0, 0)
+
+
+def _be_root() -> None:
+    """Take user and group 0 of the current user namespace (after setns/unshare)."""
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+# -- the sandbox's file system (level 1: as the one who started it) -----------
+
+
+def _bins() -> list[tuple[str, str]]:
     # The labkit that started the sandbox, under its usual name, for
-    # `labkit up veth` in a shell or a notebook's `!` cell.
+    # `labkit up veth` in a shell or a notebook's `!` cell; and python3, so
+    # that `python3 -m labkit.webapp` (the port-forward stage's command)
+    # finds labkit whichever python3 comes first on the machine's PATH.
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    labkit_cmd = (
-        "#!/bin/sh\n"
-        f"PYTHONPATH={shlex.quote(here)}${{PYTHONPATH:+:$PYTHONPATH}} "
-        f'exec {shlex.quote(sys.executable)} -m labkit "$@"\n'
-    )
-    # `python3 -m labkit.webapp` (the port-forward stage's command) must find
-    # labkit too, whichever python3 comes first on the machine's PATH.
-    python_cmd = (
-        "#!/bin/sh\n"
-        f"PYTHONPATH={shlex.quote(here)}${{PYTHONPATH:+:$PYTHONPATH}} "
-        f'exec {shlex.quote(sys.executable)} "$@"\n'
-    )
-    shims = (("sudo", _SUDO_SHIM), ("labkit", labkit_cmd), ("python3", python_cmd))
-    for name, text in shims:
+    pythonpath = f"PYTHONPATH={shlex.quote(here)}${{PYTHONPATH:+:$PYTHONPATH}}"
+    python = shlex.quote(sys.executable)
+    return [
+        ("sudo", _SUDO_SHIM),
+        ("labkit", f'#!/bin/sh\n{pythonpath} exec {python} -m labkit "$@"\n'),
+        ("python3", f'#!/bin/sh\n{pythonpath} exec {python} "$@"\n'),
+    ]
+
+
+def _private_files(uid: int, gid: int) -> None:
+    """Set up the sandbox's mount namespace while still privileged over it.
+
+    Called by PID 1 of the sandbox, before anything enters the learner's
+    user namespace, so that every mount made here is *locked* there: the
+    learner cannot unmount ``/proc``, ``/sys``, ``/run`` or ``/run/netns``
+    to see what lies beneath. ``uid``/``gid`` own what the learner writes
+    (in this namespace's terms).
+    """
+    _libc.mount(None, "/", None, _libc.MS_REC | _libc.MS_PRIVATE)
+    try:
+        # A /proc of the new PID namespace: ps, pgrep and kill see and
+        # name the sandbox's processes only.
+        _libc.mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    except OSError:
+        pass  # keep the machine's /proc (a container may mask parts of it)
+    if not sysfs_mounted():
+        # In a user namespace the kernel mounts a sysfs only where one is
+        # visible already; as root, give the sandbox one.
+        _libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    owner = f"uid={uid},gid={gid}"
+    # /run is the sandbox's own: the machine's sockets and named namespaces stay outside.
+    _libc.mount("tmpfs", "/run", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
+    os.mkdir(NETNS_DIR)
+    _libc.mount("tmpfs", NETNS_DIR, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0755,{owner}")
+    try:
+        _libc.mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777")
+    except OSError:
+        pass
+    top = os.path.dirname(BIN_DIR)
+    os.mkdir(top)
+    _libc.mount("tmpfs", top, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0755,{owner}")
+    os.makedirs(BIN_DIR)
+    for name, text in _bins():
         _write(os.path.join(BIN_DIR, name), text)
         os.chmod(os.path.join(BIN_DIR, name), 0o755)
+    os.mkdir(HOME_DIR, 0o755)
+    os.chown(HOME_DIR, uid, gid)
     # No DNS in the sandbox: name lookups fail at once instead of waiting
     # for the machine's name server, which the sandbox cannot reach.
-    resolv = os.path.join(os.path.dirname(BIN_DIR), "resolv.conf")
+    resolv = os.path.join(top, "resolv.conf")
     _write(resolv, "# labkit sandbox: no name server here\nnameserver 127.0.0.1\n")
     try:
         _libc.mount(resolv, "/etc/resolv.conf", None, _libc.MS_BIND)
     except OSError:
         pass
+
+
+# -- the learner's namespaces (level 2) -----------------------------------------
+
+
+def _sync(fd_r: int, fd_w: int | None = None, msg: bytes = b".") -> None:
+    """Tell the other side (write ``msg``), then wait for its answer (when ``fd_r``)."""
+    if fd_w is not None:
+        os.write(fd_w, msg)
+    if fd_r >= 0 and os.read(fd_r, 1) != b".":
+        os._exit(1)
+
+
+def _learner_namespaces() -> None:
+    """Enter the learner's user, mount, UTS, IPC and network namespaces.
+
+    Runs in the sandbox's worker, just after PID 1 mapped its user
+    namespace (the "setup" one, whose root is the learner's id on the
+    machine). A helper child makes a second user namespace below it and
+    the network namespace "the host" inside that; the worker, still
+    privileged over both, mounts the host's sysfs and names the host,
+    then joins the second user namespace and takes a mount namespace of
+    its own there. So the learner is root over the host's network, and
+    every mount and the hostname made before are locked for it.
+    """
+    _be_root()
+    _dumpable(True)  # so that the helper's /proc files are ours to write
+    _libc.unshare(_libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC)
+    to_helper_r, to_helper_w = os.pipe()
+    from_helper_r, from_helper_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:  # pragma: no cover - runs in the helper
+        try:
+            _libc.unshare(_libc.CLONE_NEWUSER)
+            _sync(to_helper_r, from_helper_w)
+            _libc.unshare(_libc.CLONE_NEWNET)
+            _sync(to_helper_r, from_helper_w)
+        finally:
+            os._exit(0)
+    try:
+        _sync(from_helper_r)
+        _write(f"/proc/{helper}/uid_map", "0 0 1")
+        _write(f"/proc/{helper}/gid_map", "0 0 1")
+        _sync(from_helper_r, to_helper_w)
+        for kind, flag in (("net", _libc.CLONE_NEWNET), ("user", _libc.CLONE_NEWUSER)):
+            fd = os.open(f"/proc/{helper}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if kind == "user":
+                    # sysfs of the host's network, and its name: set up from above
+                    _libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+                    _sethostname(HOSTNAME)
+                _libc.setns(fd, flag)
+            finally:
+                os.close(fd)
+    finally:
+        os.write(to_helper_w, b".")
+        os.waitpid(helper, 0)
+        for fd in (to_helper_r, to_helper_w, from_helper_r, from_helper_w):
+            os.close(fd)
+    _be_root()
+    _libc.unshare(_libc.CLONE_NEWNS)
+
+
+def _set_up(ifname: str) -> None:
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh", ifname.encode(), 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", ifname.encode(), flags | IFF_UP))
+
+
+def _host_network() -> None:
+    """Set up "the host": lo up, no forwarding, no bridge netfilter."""
+    _set_up("lo")
+    # A new namespace may copy the machine's forwarding setting; the
+    # course starts from a host that does not forward.
+    _write("/proc/sys/net/ipv4/ip_forward", "0")
+    # Where br_netfilter is loaded (Docker hosts), bridged frames would pass
+    # the host's iptables, so NAT rules would rewrite traffic between two
+    # namespaces on the bridge. A plain Linux host does not do that.
+    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
+        try:
+            _write(f"/proc/sys/net/bridge/{name}", "0")
+        except OSError:
+            pass
+
+
+def _environment(outer: int) -> None:
+    inner = _netns_inode()
+    os.environ[ENV_MARK] = f"{outer}:{inner}"
+    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":")
+    # Folders the learner may not enter (root's home) would only turn
+    # "command not found" into "Permission denied".
+    path = [d for d in path if d and d != BIN_DIR and os.access(d, os.X_OK)]
+    for extra in ("/usr/sbin", "/sbin"):
+        if extra not in path:
+            path.append(extra)
+    os.environ["PATH"] = ":".join([BIN_DIR, *path])
+    home = os.environ.get("HOME", "")
+    if not (home and os.access(home, os.W_OK | os.X_OK)):
+        # The machine's root's home is not the learner's: a private one.
+        os.environ["HOME"] = HOME_DIR
+        for name in ("XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+            os.environ.pop(name, None)
+        os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(HOME_DIR, "jupyter-runtime")
+    for name in ("SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND", "MAIL"):
+        os.environ.pop(name, None)
+
+
+# -- processes --------------------------------------------------------------------
 
 
 def _exit_like(status: int) -> None:
@@ -366,40 +566,26 @@ def _wait(pid: int) -> int:
             continue
 
 
+#: how the starter says that the kernel refused it namespaces (then the errno)
+_REFUSED = "refused:"
+
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def _supervise() -> None:
-    """Split into supervisor, PID 1 (reaper) and worker; return in the worker.
-
-    A process that called unshare(CLONE_NEWPID) cannot start threads, so
-    the work goes on two forks down: the calling process (the supervisor)
-    forwards signals and exits with the worker's status; its child is
-    PID 1 of the new PID namespace, reaps orphans and dies with the
-    supervisor (taking every process of the sandbox with it); its child,
-    the worker, is where this function returns.
-    """
-    life_r, life_w = os.pipe()
-    reaper = os.fork()
-    if reaper:  # the supervisor
-        os.close(life_r)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker gets it from the tty
-        _forward(_FORWARDED, reaper)
-        _exit_like(_wait(reaper))
-    # PID 1 of the sandbox
-    os.close(life_w)
+def _die_with_parent(life_r: int) -> None:
     _libc.set_parent_death_signal(signal.SIGKILL)
     os.set_blocking(life_r, False)
     try:
-        if os.read(life_r, 1) == b"":  # the supervisor is gone already
+        if os.read(life_r, 1) == b"":  # the parent is gone already
             os._exit(1)
     except BlockingIOError:
         pass
-    worker = os.fork()
-    if worker == 0:
-        os.close(life_r)
-        return
-    try:  # pragma: no cover - runs in the reaper
+    os.set_blocking(life_r, True)
+
+
+def _reap(worker: int) -> None:  # pragma: no cover - runs in PID 1
+    """PID 1's life after the worker started: reap orphans, end with the worker."""
+    try:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
@@ -415,104 +601,168 @@ def _supervise() -> None:
         os._exit(1)
 
 
-def enter_private() -> None:
-    """First step: new user (if not root), mount and PID namespaces.
+def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
+    """The starter: user (if not root) and PID namespaces, PID 1, then the worker.
 
-    Must run while the process has a single thread. It returns in a new
-    process (two forks down, PID 2 of the sandbox) while the original
-    process waits for it and exits with its status. Afterwards
-    ``/run/netns`` is private to this process and its children.
-
-    Examples
-    --------
-    >>> from labkit.sandbox import enter_private
-    >>> enter_private()  # doctest: +SKIP
+    Runs in a child of the process that called :func:`enter`; returns in
+    the worker, with every namespace set up. Failures go to ``report_w``
+    as text, for the caller to raise.
     """
-    if os.environ.get(DISABLE):
-        raise SandboxError(_DISABLED)
-    uid, gid = os.geteuid(), os.getegid()
-    flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWPID
+    outer = _netns_inode()
+    flags = _libc.CLONE_NEWPID
     if uid != 0:
         flags |= _libc.CLONE_NEWUSER
     try:
         _libc.unshare(flags)
     except OSError as err:
-        raise SandboxError(cannot_start(err.errno, uid)) from None
-    try:
-        if uid != 0:
-            _write("/proc/self/setgroups", "deny")
-            _write("/proc/self/uid_map", f"0 {uid} 1")
-            _write("/proc/self/gid_map", f"0 {gid} 1")
-        _libc.mount(None, "/", None, _libc.MS_REC | _libc.MS_PRIVATE)
-        _private_run()
-    except OSError as err:
-        who = "root" if uid == 0 else f"user {uid} (not root)"
-        raise SandboxError(
-            f"A labkit sandbox cannot start here: running as {who}, its namespaces were "
-            f"made but setting them up failed ({err}). {HOW_TO_FIX}"
-        ) from None
-    _supervise()
-    try:
-        # A /proc of the new PID namespace: ps, pgrep and kill see and
-        # name the sandbox's processes only.
-        _libc.mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
-    except OSError:
-        pass  # keep the machine's /proc; everything still works
+        os.write(report_w, f"{_REFUSED}{err.errno}".encode())
+        os._exit(1)
+    if uid != 0:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"0 {uid} 1")
+        _write("/proc/self/gid_map", f"0 {os.getegid()} 1")
+    # In the setup namespace (the machine's for root), the learner's ids:
+    inner_uid, inner_gid = (ids[0], ids[1]) if uid == 0 else (0, 0)
+    life_r, life_w = os.pipe()
+    reaper = os.fork()
+    if reaper:  # the starter: waits, and forwards signals
+        os.close(life_r)
+        os.close(report_w)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _forward(_FORWARDED, reaper)
+        _exit_like(_wait(reaper))
+    # PID 1 of the sandbox
+    os.close(life_w)
+    _dumpable(False)  # nothing inside may read or trace it
+    _die_with_parent(life_r)
+    _libc.unshare(_libc.CLONE_NEWNS)
+    _private_files(inner_uid, inner_gid)
+    mapped_r, mapped_w = os.pipe()
+    asked_r, asked_w = os.pipe()
+    worker = os.fork()
+    if worker:
+        os.close(mapped_r)
+        os.close(asked_w)
+        if os.read(asked_r, 1) == b".":
+            if uid == 0:
+                count = ids[2]
+                _write(f"/proc/{worker}/uid_map", f"0 {ids[0]} {count}")
+                _write(f"/proc/{worker}/gid_map", f"0 {ids[1]} {count}")
+            else:
+                _write(f"/proc/{worker}/uid_map", "0 0 1")
+                _write(f"/proc/{worker}/gid_map", "0 0 1")
+            os.write(mapped_w, b".")
+        os.close(mapped_w)
+        os.close(report_w)
+        _reap(worker)
+    # the worker
+    os.close(life_r)
+    os.close(mapped_w)
+    os.close(asked_r)
+    _libc.set_parent_death_signal(signal.SIGKILL)
+    _dumpable(True)  # PID 1 may write our /proc/PID/uid_map (it is not, on purpose)
+    if uid == 0:
+        os.setgroups([])  # root's groups stay outside
+    _libc.unshare(_libc.CLONE_NEWUSER)
+    _sync(mapped_r, asked_w)
+    os.close(mapped_r)
+    os.close(asked_w)
+    _learner_namespaces()
+    _host_network()
+    _environment(outer)
 
 
-def _set_up(ifname: str) -> None:
-    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sh", ifname.encode(), 0)
-        flags = struct.unpack("16sh", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", ifname.encode(), flags | IFF_UP))
+def enter(world: bool = True, kind: str = "shell", label: str = "") -> None:
+    """Move this (single-threaded) process into a fresh sandbox.
 
+    It returns in a new process, the sandbox's worker (three forks down),
+    while the calling process stays outside as its supervisor: it waits,
+    forwards signals, exits with the worker's status, and lists the lab
+    for ``labkit shell --list`` meanwhile. When the supervisor dies, the
+    kernel ends every process of the sandbox. With ``world``, the outside
+    world (LAN, router, internet; see :mod:`labkit.stages`) is built.
 
-def enter_network(world: bool = True) -> None:
-    """Second step: a new network namespace, "the host", for this thread.
-
-    In a single-threaded process that is the whole process; in a Jupyter
-    kernel it is the main thread, which runs the cells. Threads and
-    processes started from it afterwards are inside too. With ``world``,
-    the outside world (LAN, router, internet; see :mod:`labkit.stages`)
-    is built right away.
+    ``kind`` and ``label`` say what the lab belongs to (``"kernel"`` and
+    the notebook's path, for example) in :mod:`labkit.labs`. File
+    descriptors that are inheritable stay open in the worker.
 
     Examples
     --------
-    >>> from labkit.sandbox import enter_network
-    >>> enter_network()  # doctest: +SKIP
+    >>> import subprocess
+    >>> from labkit.sandbox import enter
+    >>> enter()  # doctest: +SKIP
+    >>> subprocess.run(["ip", "netns", "add", "red"], check=True)  # doctest: +SKIP
     """
-    outer = _netns_inode("/proc/thread-self/ns/net")
-    try:
-        _libc.unshare(_libc.CLONE_NEWNET)
-    except OSError as err:
-        raise SandboxError(f"A labkit sandbox cannot start here: {err}. {HOW_TO_FIX}") from None
-    _set_up("lo")
-    try:
-        # /sys/class/net of the sandbox's host, not of the machine
-        _libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
-    except OSError:
-        pass
-    # A new namespace may copy the machine's forwarding setting; the
-    # course starts from a host that does not forward.
-    _write("/proc/sys/net/ipv4/ip_forward", "0")
-    # Where br_netfilter is loaded (Docker hosts), bridged frames would pass
-    # the host's iptables, so NAT rules would rewrite traffic between two
-    # namespaces on the bridge. A plain Linux host does not do that.
-    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
+    from labkit import labs, modules
+
+    if os.environ.get(DISABLE):
+        raise SandboxError(_DISABLED)
+    uid = os.geteuid()
+    if uid != 0 and not sysfs_mounted():
+        raise SandboxError(NO_SYSFS.format(uid=uid))
+    if uid == 0:
+        modules.load()
+    ids = learner_ids()
+    registry = labs.Registry.open()
+    report_r, report_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    starter = os.fork()
+    if starter == 0:
+        os.close(report_r)
+        if registry:
+            registry.close()
         try:
-            _write(f"/proc/sys/net/bridge/{name}", "0")
+            _start(uid, ids, report_w)
+        except OSError as err:
+            os.write(report_w, f"{err}".encode() or b"failed")
+            os._exit(1)
+        os.write(report_w, b"\0")
+        os.close(report_w)
+        if world:
+            build_world()
+        return
+    # the supervisor
+    os.close(report_w)
+    with os.fdopen(report_r, "rb") as f:
+        said = f.read()
+    if said != b"\0":
+        _wait(starter)
+        if said.startswith(_REFUSED.encode()) and said[len(_REFUSED) :].isdigit():
+            raise SandboxError(cannot_start(int(said[len(_REFUSED) :]), uid))
+        who = "root" if uid == 0 else f"user {uid} (not root)"
+        text = said.decode(errors="replace") or "it ended before it was ready"
+        raise SandboxError(
+            f"A labkit sandbox cannot start here: running as {who}, its namespaces were "
+            f"made but setting them up failed ({text}). {HOW_TO_FIX}"
+        )
+    _supervise(starter, registry, kind, label)
+
+
+def _supervise(starter: int, registry: Any, kind: str, label: str) -> None:
+    """The supervisor's life: list the lab, wait, forward signals, exit like the worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker gets it from the tty
+    _forward(_FORWARDED, starter)
+    _dumpable(False)
+    entry = None
+    if registry:
+        try:
+            entry = registry.add(starter, kind, label)
         except OSError:
-            pass
-    inner = _netns_inode("/proc/thread-self/ns/net")
-    os.environ[ENV_MARK] = f"{outer}:{inner}"
-    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-    os.environ["PATH"] = ":".join([BIN_DIR, path, "/usr/sbin", "/sbin"])
-    if world:
-        _build_world()
+            entry = None
+    status = _wait(starter)
+    if registry and entry:
+        registry.remove(entry)
+    _exit_like(status)
 
 
-def _build_world() -> None:
+def build_world() -> None:
+    """Build the outside world (LAN, router, internet) in this sandbox; say so if it fails.
+
+    Examples
+    --------
+    >>> build_world()  # doctest: +SKIP
+    """
     from labkit.errors import LabkitError
     from labkit.lab import Lab
 
@@ -526,18 +776,14 @@ def _build_world() -> None:
         )
 
 
-def enter(world: bool = True) -> None:
-    """Move this (single-threaded) process into a fresh sandbox.
+def joined(outer: int) -> None:
+    """Finish joining a running sandbox (see :func:`labkit.labs.join`): its environment.
 
     Examples
     --------
-    >>> import subprocess
-    >>> from labkit.sandbox import enter
-    >>> enter()  # doctest: +SKIP
-    >>> subprocess.run(["ip", "netns", "add", "red"], check=True)  # doctest: +SKIP
+    >>> joined(0)  # doctest: +SKIP
     """
-    enter_private()
-    enter_network(world)
+    _environment(outer)
 
 
 def run_in_sandbox(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:

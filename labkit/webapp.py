@@ -11,6 +11,7 @@ longer has them.
 from __future__ import annotations
 
 import argparse
+import socketserver
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -48,6 +49,17 @@ def make_handler(name: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+
+    def server_bind(self) -> None:
+        # HTTPServer asks the resolver for its own name (getfqdn), which in a
+        # namespace with no name server waits for a timeout: skip it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve until killed.
 
@@ -59,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="labkit")
     parser.add_argument("port", type=int)
     args = parser.parse_args(argv)
-    ThreadingHTTPServer.allow_reuse_address = True
-    with ThreadingHTTPServer(("0.0.0.0", args.port), make_handler(args.name)) as server:  # noqa: S104
+    with _Server(("0.0.0.0", args.port), make_handler(args.name)) as server:  # noqa: S104
         server.serve_forever()
 
 

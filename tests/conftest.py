@@ -55,6 +55,7 @@ def machine_network() -> dict[str, str]:
         "nft": _cmd(["nft", "list", "ruleset"]),
         "ip_forward": _read("/proc/sys/net/ipv4/ip_forward"),
         "bridge_nf": _read("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+        "hostname": _read("/proc/sys/kernel/hostname"),
     }
     return snap
 
@@ -73,6 +74,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if changed:
         print(f"\nFAILED: the machine's own network changed during the tests: {changed}")
         session.exitstatus = 1
+
+
+@pytest.fixture
+def tmp_path(tmp_path: pytest.TempPathFactory) -> object:
+    """pytest's tmp_path, open to the sandbox's learner (an unprivileged user).
+
+    pytest makes its folders for the user who runs it alone (mode 700);
+    a sandbox's root is another user on the machine.
+    """
+    path = tmp_path
+    path.chmod(0o777)
+    for parent in path.parents:
+        if parent == parent.parent or parent.name == "tmp":
+            break
+        if parent.stat().st_uid == os.geteuid():
+            parent.chmod(parent.stat().st_mode | 0o755)
+    return path
 
 
 @pytest.hookimpl(tryfirst=True)
