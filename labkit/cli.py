@@ -24,12 +24,12 @@ from collections.abc import Callable, Sequence
 import networkx as nx
 
 import labkit
-from labkit import sandbox, stages
+from labkit import labs, sandbox, stages
 from labkit.errors import LabkitError
 from labkit.model import HOST
 
 PROG = "labkit"
-SHELL_PS1 = r"(labkit) \w# "
+SHELL_PS1 = r"(labkit) \u@\h:\w# "
 
 _Handler = Callable[[argparse.Namespace], int]
 
@@ -51,11 +51,11 @@ def _require_inside(command: str, example: str) -> None:
     )
 
 
-def _enter() -> None:
+def _enter(kind: str = "run") -> None:
     """Enter a fresh sandbox (returns in a new process, see sandbox.enter)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    sandbox.enter()
+    sandbox.enter(kind=kind)
 
 
 def _exec(argv: list[str]) -> int:
@@ -87,22 +87,62 @@ def _lab(args: argparse.Namespace) -> labkit.Lab:
 # -- subcommands --------------------------------------------------------------
 
 
-def _cmd_shell(args: argparse.Namespace) -> int:
-    _enter()
-    _say(
-        args,
-        "labkit: this shell runs in a sandbox, a private host with its own network: "
-        "`ip netns`, `sudo ip ...`, `labkit up STAGE` and the like work here and change "
-        "nothing outside; `exit` ends it and everything in it.",
-        err=True,
-    )
+def _shell_argv() -> list[str]:
     shell = os.environ.get("SHELL") or "/bin/bash"
     if not shutil.which(shell):
         shell = "/bin/bash" if shutil.which("/bin/bash") else "/bin/sh"
     bash = os.path.basename(shell) == "bash"
     os.environ["PS1"] = SHELL_PS1 if bash else "(labkit) # "
-    argv = [shell, "--norc", "-i"] if bash else [shell, "-i"]
-    return _exec(argv)
+    return [shell, "--norc", "-i"] if bash else [shell, "-i"]
+
+
+def _lab_table(entries: list[labs.Entry]) -> list[str]:
+    rows = [["ID", "LAB", "STAGE", "AGE"]]
+    for entry in entries:
+        rows.append([str(entry.id), entry.name, labs.stage_of(entry), labs.age(entry)])
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return ["  ".join([*(r[i].ljust(widths[i]) for i in range(3)), r[3]]) for r in rows]
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    if args.list:
+        entries = labs.running()
+        if not entries:
+            _say(args, "no lab is running (a notebook on the labkit kernel, or `labkit shell`)")
+            return 0
+        print("\n".join(_lab_table(entries)))
+        return 0
+    entry = None
+    if args.join:
+        entry = labs.find(args.join)
+    elif args.auto:
+        entry = labs.latest(labs.KERNEL)
+    if entry is None:
+        _enter(kind="terminal" if args.auto else "shell")
+        if args.auto:
+            first = (
+                "labkit: no notebook runs on the labkit kernel, so this terminal has a fresh "
+                "sandbox of its own. Open a notebook, then a new terminal, to share its lab."
+            )
+        else:
+            first = (
+                "labkit: this shell runs in a sandbox, a private host with its own network: "
+                "`ip netns`, `sudo ip ...`, `labkit up STAGE` and the like work here and "
+                "change nothing outside; `exit` ends it and everything in it."
+            )
+        _say(args, first, err=True)
+        return _exec(_shell_argv())
+    others = len(labs.running()) - 1
+    _say(
+        args,
+        f"labkit: this terminal joined the lab of {entry.name} (lab {entry.id}, started "
+        f"{labs.age(entry)} ago): what you change here shows there, and back"
+        + (f"; `labkit shell --list` shows the {others} other lab(s)." if others > 0 else "."),
+        err=True,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return labs.spawn_joined(entry, _shell_argv(), cwd=os.getcwd())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -418,14 +458,32 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler, parser=p)
         return p
 
-    add(
+    p = add(
         "shell",
         _cmd_shell,
-        "an interactive shell in a fresh sandbox",
+        "an interactive shell in a fresh sandbox, or in a running lab",
         "Start an interactive shell ($SHELL, or bash) in a fresh sandbox: a private host "
         "with its own network, where `ip netns`, `sudo ip ...` and `labkit up STAGE` work "
-        "and change nothing outside. `exit` ends the sandbox and everything in it.",
-        _examples("labkit shell", "(labkit) # labkit up veth", "(labkit) # exit"),
+        "and change nothing outside. `exit` ends the sandbox and everything in it. "
+        "With --join, the shell joins a running lab instead (a notebook's, for example): "
+        "it sees and changes that lab, and ends with it. JupyterLab's terminals run "
+        "`labkit shell --auto`.",
+        _examples(
+            "labkit shell",
+            "(labkit) root@host:~# labkit up veth",
+            "labkit shell --list       # the running labs",
+            "labkit shell --join 4242  # a shell in lab 4242",
+        ),
+    )
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--list", action="store_true", help="list the running labs (id, notebook, stage, age)"
+    )
+    how.add_argument("--join", metavar="ID", help="join the running lab ID (see --list)")
+    how.add_argument(
+        "--auto",
+        action="store_true",
+        help="join the most recently started notebook's lab, or start a fresh sandbox",
     )
     p = add(
         "run",

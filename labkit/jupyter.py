@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 from labkit import sandbox
 from labkit.errors import LabkitError, SandboxError
@@ -212,10 +213,14 @@ def kernelspec(python: str | None = None) -> dict:
 
 
 def install(user: bool = False, prefix: str | None = None) -> str:
-    """Install the ``labkit`` kernelspec; returns where it went.
+    """Install the ``labkit`` kernelspec and the course's JupyterLab settings.
 
     By default into this Python environment (``sys.prefix``), so a
-    virtual environment's Jupyter finds it.
+    virtual environment's Jupyter finds it. The settings
+    (:func:`install_server_config`) make every JupyterLab terminal run
+    ``labkit shell --auto``, start notebooks on the ``labkit`` kernel,
+    serve files with :class:`labkit.server.ConfinedContentsManager` and
+    switch off the news pop-up. Returns where the kernelspec went.
 
     Examples
     --------
@@ -233,9 +238,104 @@ def install(user: bool = False, prefix: str | None = None) -> str:
             shutil.copy(logo, os.path.join(tmp, "logo-64x64.png"))
         if not user and prefix is None:
             prefix = sys.prefix
-        return KernelSpecManager().install_kernel_spec(
+        os.chmod(tmp, 0o755)  # a copy of a temporary folder would be for us alone
+        where = KernelSpecManager().install_kernel_spec(
             tmp, KERNEL_NAME, user=user, prefix=None if user else prefix
         )
+    if not user:
+        # JupyterLab of this environment: terminals in the sandbox, no news pop-up
+        install_server_config(prefix)
+    return where
+
+
+#: the JupyterLab settings that switch off the news pop-up and update check
+LAB_OVERRIDES: dict[str, Any] = {
+    "@jupyterlab/apputils-extension:notification": {
+        "checkForUpdates": False,
+        "fetchNews": "false",
+    },
+}
+
+
+def server_config(labkit_command: str | None = None) -> dict[str, Any]:
+    """The Jupyter server settings of the course.
+
+    Examples
+    --------
+    >>> server_config("/venv/bin/labkit")["ServerApp"]["terminado_settings"]
+    {'shell_command': ['/venv/bin/labkit', 'shell', '--auto']}
+    """
+    if labkit_command is None:
+        labkit_command = os.path.join(os.path.dirname(sys.executable), "labkit")
+        if not os.path.exists(labkit_command):
+            labkit_command = shutil.which("labkit") or labkit_command
+    return {
+        "ServerApp": {
+            "terminado_settings": {"shell_command": [labkit_command, "shell", "--auto"]},
+            "contents_manager_class": "labkit.server.ConfinedContentsManager",
+        },
+        "MappingKernelManager": {"default_kernel_name": "labkit"},
+    }
+
+
+def _merge_json(path: str, settings: dict[str, Any]) -> None:
+    """Add ``settings`` (two levels deep) to the JSON file at ``path``, keeping the rest."""
+    data: dict[str, Any] = {}
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        pass
+    for section, values in settings.items():
+        current = data.get(section)
+        data[section] = {**current, **values} if isinstance(current, dict) else dict(values)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+
+
+def _server_config_path(prefix: str) -> str:
+    return os.path.join(prefix, "etc", "jupyter", "jupyter_server_config.json")
+
+
+def install_server_config(prefix: str | None = None) -> list[str]:
+    """Write the server settings and JupyterLab overrides under ``prefix``; return the files.
+
+    ``PREFIX/etc/jupyter/jupyter_server_config.json`` (read by every
+    Jupyter server of this environment) gets :func:`server_config`, and
+    ``PREFIX/share/jupyter/lab/settings/overrides.json`` gets
+    :data:`LAB_OVERRIDES`; other settings in those files stay.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as prefix:
+    ...     [os.path.relpath(p, prefix) for p in install_server_config(prefix)]
+    ['etc/jupyter/jupyter_server_config.json', 'share/jupyter/lab/settings/overrides.json']
+    """
+    prefix = sys.prefix if prefix is None else prefix
+    server = _server_config_path(prefix)
+    _merge_json(server, server_config())
+    overrides = os.path.join(prefix, "share", "jupyter", "lab", "settings", "overrides.json")
+    _merge_json(overrides, LAB_OVERRIDES)
+    return [server, overrides]
+
+
+def server_config_installed(prefix: str | None = None) -> bool:
+    """Tell whether this environment's JupyterLab puts terminals in the sandbox.
+
+    Examples
+    --------
+    >>> server_config_installed("/nonexistent")
+    False
+    """
+    prefix = sys.prefix if prefix is None else prefix
+    try:
+        with open(_server_config_path(prefix)) as f:
+            shell = json.load(f)["ServerApp"]["terminado_settings"]["shell_command"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return shell[1:] == ["shell", "--auto"]
 
 
 def _logo() -> str | None:

@@ -522,8 +522,8 @@ def _host_network() -> None:
             pass
 
 
-def _environment(outer: int) -> None:
-    inner = _netns_inode()
+def _environment(outer: int, inner: int | None = None) -> None:
+    inner = _netns_inode() if inner is None else inner
     os.environ[ENV_MARK] = f"{outer}:{inner}"
     path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":")
     # Folders the learner may not enter (root's home) would only turn
@@ -776,14 +776,14 @@ def build_world() -> None:
         )
 
 
-def joined(outer: int) -> None:
+def joined(outer: int, inner: int) -> None:
     """Finish joining a running sandbox (see :func:`labkit.labs.join`): its environment.
 
     Examples
     --------
-    >>> joined(0)  # doctest: +SKIP
+    >>> joined(0, 0)  # doctest: +SKIP
     """
-    _environment(outer)
+    _environment(outer, inner)
 
 
 def run_in_sandbox(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -816,7 +816,7 @@ def run_in_sandbox(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     if pid == 0:  # pragma: no cover - runs in the child
         os.close(r)
         try:
-            enter()  # returns in the sandbox's worker; this process waits there
+            enter(kind="python")  # returns in the sandbox's worker; this process waits there
             outcome: tuple[Any, ...] = ("ok", fn(*args, **kwargs))
         except BaseException as err:  # noqa: BLE001 - everything goes back to the parent
             outcome = ("err", err, traceback.format_exc())
