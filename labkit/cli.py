@@ -112,6 +112,13 @@ def _cmd_shell(args: argparse.Namespace) -> int:
             return 0
         print("\n".join(_lab_table(entries)))
         return 0
+    if args.auto:
+        # A JupyterLab terminal starts where the server was started; the
+        # learner expects the course folder (the server's root).
+        root = os.environ.get("JUPYTER_SERVER_ROOT", "")
+        here = os.getcwd()
+        if root and os.path.isdir(root) and not (here + "/").startswith(root.rstrip("/") + "/"):
+            os.chdir(root)
     entry = None
     if args.join:
         entry = labs.find(args.join)

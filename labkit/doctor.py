@@ -3,8 +3,10 @@
 :func:`check` looks at the machine and returns a list of :class:`Finding`;
 :func:`report` turns them into text (``labkit doctor`` prints it). Every
 check only *reads* the machine: files under ``/proc`` and ``/sys``, ``PATH``,
-``iptables -S FORWARD``; the sandbox check starts (and ends) a throwaway
-sandbox, which never touches the machine's network.
+the accounts, ``iptables -S FORWARD``, ``modprobe --dry-run``; the
+br_netfilter check starts (and ends) a throwaway sandbox, which never
+touches the machine's network (as root, starting it loads the course's
+kernel modules, as starting any sandbox does).
 
 A finding is ``ok``, a warning (not ok; labs still run, but something
 will not work or may surprise) or a failure (not ok and ``blocking``:
@@ -13,12 +15,15 @@ labkit cannot work here at all).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import pwd
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
-from labkit import sandbox
+from labkit import jupyter, modules, sandbox
 
 #: The tools the course uses, and the Debian/Ubuntu package of each.
 TOOLS: dict[str, str] = {
@@ -31,8 +36,8 @@ TOOLS: dict[str, str] = {
     "nft": "nftables",
 }
 
-#: Kernel modules that NAT in a lab needs, when labkit cannot load them.
-NAT_MODULES = ("nf_tables", "nf_nat")
+#: The modules without which no lab can be built at all (the others: iptables and NAT).
+ESSENTIAL_MODULES = ("veth", "bridge")
 
 _BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
@@ -100,7 +105,11 @@ def _can_load_modules() -> bool:
 
 
 def check_user() -> Finding:
-    """Say whether labkit runs as root (no user namespace needed) or not.
+    """Say who runs labkit: root of the machine, root of a container, or a user.
+
+    Whoever it is, each sandbox has a user namespace of its own, in which
+    the learner is root; :func:`check_containment` says who that is on the
+    machine.
 
     Examples
     --------
@@ -109,11 +118,20 @@ def check_user() -> Finding:
     """
     uid = os.geteuid()
     if uid == 0 and _initial_userns():
-        detail = "running as root: the sandbox needs no user namespace"
+        detail = (
+            "running as root: each sandbox still has a user namespace, whose root is an "
+            "unprivileged uid on the machine (see containment)"
+        )
     elif uid == 0:
-        detail = "running as root of a user namespace (a container or a sandbox)"
+        detail = (
+            "running as root of a user namespace (a container or a sandbox): each sandbox "
+            "nests a user namespace of its own in it"
+        )
     else:
-        detail = f"running as user {uid} (not root): the sandbox uses a user namespace"
+        detail = (
+            f"running as user {uid} (not root): each sandbox has a user namespace in which "
+            "you are root, and nowhere else"
+        )
     return Finding("user", True, detail)
 
 
@@ -134,9 +152,13 @@ def check_sandbox() -> Finding:
 
 
 def check_userns() -> Finding:
-    """Check the sysctls that allow unprivileged user namespaces.
+    """Check the sysctls that allow user namespaces, which every sandbox uses.
 
-    They matter only when labkit runs as an ordinary user.
+    For an ordinary user each of :data:`labkit.sandbox.USERNS_SYSCTLS` can
+    forbid them. Root may create them whatever
+    ``kernel.unprivileged_userns_clone`` and
+    ``kernel.apparmor_restrict_unprivileged_userns`` say, but not when
+    ``user.max_user_namespaces`` is 0: that one forbids them to everyone.
 
     Examples
     --------
@@ -153,7 +175,21 @@ def check_userns() -> Finding:
                 fixes.append(f"sysctl -w {name}={allowing}")
     values = ", ".join(found) or "no user namespace sysctls found"
     if os.geteuid() == 0:
-        return Finding("user namespaces", True, f"not needed as root ({values})")
+        fixes = [c for c in fixes if c.startswith("sysctl -w user.max_user_namespaces=")]
+        if not fixes:
+            return Finding(
+                "user namespaces",
+                True,
+                f"root may create them, and every sandbox uses one ({values})",
+            )
+        return Finding(
+            "user namespaces",
+            False,
+            "user.max_user_namespaces=0 forbids user namespaces to everyone, root included, "
+            f"and every sandbox uses one ({values})",
+            f"as root: `{fixes[0]}` (to keep it after a reboot, put the setting in "
+            "/etc/sysctl.d/99-labkit.conf)",
+        )
     if not fixes:
         return Finding("user namespaces", True, f"unprivileged user namespaces allowed ({values})")
     fix = (
@@ -289,63 +325,168 @@ def check_br_netfilter() -> Finding:
     return Finding(name, False, detail, fix)
 
 
-def _module_loaded(module: str) -> bool | None:
-    """True when loaded or built in, False when not, None when it cannot tell."""
-    if os.path.isdir(f"/sys/module/{module}"):
-        return True
-    modules = _read("/proc/modules")
-    if modules is not None and any(
-        line.split(" ", 1)[0] == module for line in modules.splitlines()
-    ):
-        return True
-    builtin = _read(f"/lib/modules/{os.uname().release}/modules.builtin")
-    if builtin is not None and any(
-        line.rsplit("/", 1)[-1] == f"{module}.ko" for line in builtin.splitlines()
-    ):
-        return True
-    if modules is None and builtin is None:
+def _modprobe_finds(names: list[str]) -> bool | None:
+    """Whether ``modprobe --dry-run`` finds every module in ``names`` (None: no modprobe).
+
+    A dry run resolves the modules and their dependencies and loads nothing.
+    """
+    modprobe = shutil.which("modprobe", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if modprobe is None:
         return None
-    return False
+    try:
+        proc = subprocess.run(
+            [modprobe, "--dry-run", "-q", "-a", *names],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
 
 
-def check_nat_modules() -> Finding:
-    """Check the kernel modules NAT needs, when labkit cannot load them itself.
+def _what_fails(names: list[str]) -> str:
+    """What a lab cannot do without the modules ``names``, in a few words."""
+    uses = []
+    if "veth" in names:
+        uses.append("veth pairs")
+    if "bridge" in names:
+        uses.append("the bridge v-net-0")
+    if any(n not in ESSENTIAL_MODULES for n in names):
+        uses.append("iptables rules and NAT")
+    if len(uses) == 1:
+        return uses[0]
+    return ", ".join(uses[:-1]) + " and " + uses[-1]
 
-    As root on the machine the kernel loads them when a lab first uses
-    NAT. In a user namespace it cannot, so they must be loaded already.
+
+def check_modules() -> Finding:
+    """Check the kernel modules the course needs (:data:`labkit.modules.MODULES`).
+
+    A sandbox cannot load kernel modules (no user namespace may), so they
+    must be loaded or built in before it starts. labkit, started by root
+    on the machine, loads them itself first; this check only looks (it
+    asks ``modprobe --dry-run`` whether root could). A missing ``veth``
+    or ``bridge`` that nobody can load blocks every lab; the others only
+    NAT and firewall steps.
 
     Examples
     --------
-    >>> check_nat_modules().name
-    'NAT modules'
+    >>> check_modules().name
+    'kernel modules'
     """
-    name = "NAT modules"
+    name = "kernel modules"
+    gone = modules.missing()
+    names = " ".join(gone)
+    if not gone:
+        if _read("/proc/modules") is None:
+            return Finding(
+                name,
+                True,
+                "this kernel loads no modules (no /proc/modules), and none of those the "
+                "course needs is known to be missing",
+            )
+        return Finding(name, True, f"loaded or built in: {', '.join(modules.MODULES)}")
+    cannot = (
+        "a sandbox cannot load kernel modules itself (a user namespace may not), so "
+        f"{_what_fails(gone)} will fail in a lab"
+    )
+    fix = f"as root on the machine (for a container: on its host): `modprobe -a {names}`"
     if _can_load_modules():
+        found = _modprobe_finds(gone)
+        if found:
+            return Finding(
+                name,
+                True,
+                f"not loaded yet: {', '.join(gone)}; labkit loads them as root before a "
+                "sandbox starts (a sandbox cannot load modules itself)",
+            )
+        why = "modprobe is not installed" if found is None else "modprobe cannot find them"
+        if found is None:
+            fix = f"as root: `apt-get install -y kmod`, then `modprobe -a {names}`"
+        detail = f"not loaded: {', '.join(gone)}, and {why}; {cannot}"
+    else:
+        detail = f"not loaded: {', '.join(gone)}; {cannot}"
+    blocking = any(m in gone for m in ESSENTIAL_MODULES)
+    return Finding(name, False, detail, fix, blocking=blocking)
+
+
+def _accounts(first: int, count: int) -> list[str]:
+    """The accounts whose uid is one of ``first`` to ``first + count - 1``."""
+    names = []
+    try:
+        names.append(pwd.getpwuid(first).pw_name)
+    except KeyError:
+        pass
+    names += [p.pw_name for p in pwd.getpwall() if first < p.pw_uid < first + count and p.pw_name]
+    return names
+
+
+def _terminals() -> tuple[str, str]:
+    """What JupyterLab's terminals do here, and the fix when they are not sandboxed."""
+    if importlib.util.find_spec("jupyter_server") is None:
+        return "no JupyterLab in this environment", ""
+    if jupyter.server_config_installed():
+        return "terminals join the notebook's lab", ""
+    return (
+        "JupyterLab terminals are NOT sandboxed: this environment lacks labkit's Jupyter "
+        "settings, so a terminal is a shell on the machine",
+        f"`{sys.executable} -m labkit.jupyter install`",
+    )
+
+
+def check_containment() -> Finding:
+    """Say who the learner's root is on the machine, and whether terminals are sandboxed.
+
+    Started by root, a sandbox maps its root to
+    :data:`labkit.sandbox.SANDBOX_UID` (a uid no account should use; 65536
+    ids from it); started by an ordinary user, to that user
+    (:func:`labkit.sandbox.learner_ids`). A warning when an account owns
+    one of those uids (the learner would own its files) or when
+    JupyterLab's terminals would not be sandboxed; a failure when those
+    uids do not exist here (a container that maps too few ids), because
+    then no sandbox can start.
+
+    Examples
+    --------
+    >>> check_containment().name
+    'containment'
+    """
+    name = "containment"
+    if sandbox.inside():
         return Finding(
-            name, True, "running as root: the kernel loads nf_nat/nf_tables when a lab needs them"
+            name, True, "this is a labkit sandbox: its root is an unprivileged user outside"
         )
-    state = {m: _module_loaded(m) for m in NAT_MODULES}
-    missing = [m for m, loaded in state.items() if loaded is False]
-    unknown = [m for m, loaded in state.items() if loaded is None]
-    fix = f"as root on the machine: `modprobe -a {' '.join(NAT_MODULES)}`"
-    if missing:
-        return Finding(
-            name,
-            False,
-            f"{', '.join(missing)} not loaded, and a user namespace cannot load kernel "
-            "modules: NAT (iptables -t nat, MASQUERADE) in a lab will fail",
-            fix,
+    uid, gid, count = sandbox.learner_ids()
+    where = "on this machine" if _initial_userns() else "in this user namespace"
+    fixes: list[str] = []
+    blocking = False
+    if os.geteuid() != 0:
+        who = f"learner root is you (uid {uid}) {where}"
+    elif not sandbox.learner_ids_exist():
+        blocking = True
+        who = (
+            f"learner root would be uid {uid} {where}, but ids {uid}-{uid + count - 1} do "
+            "not exist here (a container that maps fewer ids), so no sandbox can start"
         )
-    if unknown:
-        return Finding(
-            name,
-            False,
-            f"could not tell whether {', '.join(unknown)} are loaded or built in (no "
-            "/proc/modules, no modules.builtin); a user namespace cannot load them: if NAT "
-            "in a lab fails, load them",
-            fix,
+        fixes.append(
+            f"map {count} more ids into the container than its accounts use, and set "
+            f"{sandbox.UID_ENV} to the first of {count} mapped ids that no account uses"
         )
-    return Finding(name, True, f"{', '.join(NAT_MODULES)} loaded")
+    elif owners := _accounts(uid, count):
+        who = (
+            f"learner root is uid {uid} {where}, but account {owners[0]} has a uid in "
+            f"{uid}-{uid + count - 1}: a learner would own its files"
+        )
+        fixes.append(f"set {sandbox.UID_ENV} to the first of {count} uids that no account uses")
+    else:
+        who = f"learner root is uid {uid} {where} (no account has it)"
+    terminals, fix = _terminals()
+    if fix:
+        fixes.append(fix)
+    detail = f"{who}; {terminals}"
+    if not fixes:
+        return Finding(name, True, detail)
+    return Finding(name, False, detail, "; ".join(fixes), blocking=blocking)
 
 
 def _neighbour_entries() -> int | None:
@@ -406,11 +547,12 @@ def check() -> list[Finding]:
     return [
         check_user(),
         check_sandbox(),
+        check_containment(),
         check_userns(),
         *check_tools(),
+        check_modules(),  # before the br_netfilter check's sandbox, which loads them as root
         check_forward(),
         check_br_netfilter(),
-        check_nat_modules(),
         check_neighbour_table(),
     ]
 

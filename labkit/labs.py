@@ -38,7 +38,7 @@ def registry_dir(uid: int | None = None) -> str:
     --------
     >>> registry_dir(0)
     '/run/labkit/labs'
-    >>> registry_dir(1000).endswith("labkit/labs")
+    >>> registry_dir(1000).endswith("/labs")
     True
     """
     uid = os.geteuid() if uid is None else uid

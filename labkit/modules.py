@@ -9,6 +9,7 @@ there already. So labkit, when it runs as root, loads them first
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import shutil
@@ -43,7 +44,8 @@ def _loaded() -> set[str] | None:
         return None
 
 
-def _built_in() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def _built_in() -> frozenset[str]:
     """Modules built into the kernel (modules.builtin, else /proc/config.gz)."""
     names: set[str] = set()
     release = os.uname().release
@@ -62,7 +64,7 @@ def _built_in() -> set[str]:
     for module, options in MODULES.items():
         if any(option in config for option in options):
             names.add(module)
-    return names
+    return frozenset(names)
 
 
 def missing() -> list[str]:

@@ -147,6 +147,15 @@ def cannot_start(errno: int, uid: int | None = None) -> str:
     """
     uid = os.geteuid() if uid is None else uid
     said = f"unshare: {os.strerror(errno)}"
+    forbidding = {name for name, _, forbids, _ in userns_sysctls() if forbids}
+    if uid == 0 and "user.max_user_namespaces" in forbidding:
+        return (
+            "A labkit sandbox cannot start here: every sandbox has a user namespace, and "
+            "user.max_user_namespaces is 0, which forbids them to everyone, root included "
+            f"({said}). {FIX_INTRO}, as root: "
+            "`sysctl -w user.max_user_namespaces=15000` (to keep it after a reboot, put it in "
+            "/etc/sysctl.d/99-labkit.conf)."
+        )
     if uid == 0:
         return (
             "A labkit sandbox cannot start here: it runs as root, but the kernel refuses "
@@ -280,6 +289,15 @@ def why_not() -> str | None:
         return _DISABLED
     if os.geteuid() != 0 and not sysfs_mounted():
         return NO_SYSFS.format(uid=os.geteuid())
+    if os.geteuid() == 0 and not learner_ids_exist():
+        uid, _, count = learner_ids()
+        return (
+            f"A labkit sandbox cannot start here: it runs as root of a user namespace (a "
+            f"container) that has no user ids {uid}-{uid + count - 1}, where labkit puts the "
+            f"sandbox's learner. {FIX_INTRO}, map {count} more ids into the container than "
+            f"its accounts use and set {UID_ENV} to the first of them, or start labkit "
+            "on a machine or VM."
+        )
     flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWNET | _libc.CLONE_NEWPID | _libc.CLONE_NEWUSER
     failure = _child_probe(flags)
     return None if failure is None else cannot_start(failure)
@@ -323,6 +341,43 @@ def learner_ids(euid: int | None = None, egid: int | None = None) -> tuple[int, 
     text = os.environ.get(UID_ENV, "")
     uid = int(text) if text.isdigit() and 0 < int(text) < 2**32 - SANDBOX_IDS else SANDBOX_UID
     return uid, uid, SANDBOX_IDS
+
+
+def _covered(path: str, first: int, count: int) -> bool:
+    """True when ids ``first`` to ``first + count - 1`` all exist in this user namespace.
+
+    ``path`` is ``/proc/self/uid_map`` or ``gid_map``, whose lines say
+    ``inside outside count``; an unreadable map counts as the machine's.
+    """
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return True
+    ranges = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and all(f.isdigit() for f in fields):
+            ranges.append((int(fields[0]), int(fields[0]) + int(fields[2])))
+    end = first + count
+    for start, stop in sorted(ranges):
+        if start <= first < stop:
+            first = stop
+        if first >= end:
+            return True
+    return False
+
+
+def learner_ids_exist() -> bool:
+    """Tell whether the ids :func:`learner_ids` picks exist here (a container may lack them).
+
+    Examples
+    --------
+    >>> learner_ids_exist() in (True, False)
+    True
+    """
+    uid, gid, count = learner_ids()
+    return _covered("/proc/self/uid_map", uid, count) and _covered("/proc/self/gid_map", gid, count)
 
 
 def sysfs_mounted() -> bool:

@@ -189,6 +189,13 @@ def server(notebook: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     shutil.copy(notebook, root / NOTEBOOK)
     config = base / "config"
     (config / "labconfig").mkdir(parents=True)
+    # The terminal keeps its text in the page for screen readers (it may draw on a
+    # canvas otherwise), so the test can read it.
+    terminal_settings = base / "settings" / "@jupyterlab" / "terminal-extension"
+    terminal_settings.mkdir(parents=True)
+    (terminal_settings / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"screenReaderMode": True})
+    )
     # No "official Jupyter news?" question over the page.
     (config / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
@@ -445,3 +452,72 @@ def test_control_panel_in_browser(browser: Any, server: Server) -> None:
     )
     assert not browser.blocked, f"the page tried to leave the machine: {browser.blocked}"
     assert not console, console
+
+
+def terminal_text(page: Any) -> str:
+    """What the visible terminal shows, row by row."""
+    return page.locator(".jp-Terminal:not(.lm-mod-hidden)").first.inner_text()
+
+
+def test_terminal_shares_the_notebook_lab(browser: Any, server: Server) -> None:
+    """A terminal opened from JupyterLab's menu joins the notebook's lab, both ways."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.set_default_timeout(UI_TIMEOUT)
+    try:
+        page.goto(f"{server.url}/lab/tree/{NOTEBOOK}?token={server.token}")
+        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first
+        expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=PANEL_TIMEOUT)
+        expect(notebook.locator(".jp-KernelName")).to_contain_text("labkit", timeout=UI_TIMEOUT)
+        expect(notebook.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
+            "data-status", "idle", timeout=PANEL_TIMEOUT
+        )
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu .lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        output = notebook.locator(".jp-OutputArea-output")
+        status = output.locator(".widget-html-content").filter(has_text=STATUS_RE).first
+        expect(status).to_contain_text("stage:", timeout=PANEL_TIMEOUT)
+        reset = output.locator("button").filter(has_text=re.compile(r"^\s*Reset\s*$"))
+        reset.click()
+        expect(status).to_contain_text("stage: reset", timeout=CLICK_TIMEOUT)
+        output.locator("button").filter(has_text=re.compile(r"^\s*Next\s*$")).click()
+        expect(status).to_contain_text(f"stage: {first_stage()}", timeout=CLICK_TIMEOUT)
+
+        # File > New > Terminal, as a learner opens one.
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
+        page.locator(".lm-Menu .lm-Menu-itemLabel", has_text=re.compile(r"^New$")).hover()
+        page.locator(".lm-Menu .lm-Menu-itemLabel", has_text=re.compile(r"^Terminal$")).click()
+        terminal = page.locator(".jp-Terminal:not(.lm-mod-hidden)").first
+        expect(terminal).to_contain_text("root@host", timeout=UI_TIMEOUT)
+        expect(terminal).to_contain_text(f"joined the lab of {NOTEBOOK}", timeout=UI_TIMEOUT)
+        terminal.click()
+        page.keyboard.type("ip netns | sort | tr '\\n' ' '; echo; sudo ip netns add fromterminal\n")
+        # The notebook's Next made red and blue: the terminal sees them.
+        expect(terminal).to_contain_text("blue internet", timeout=UI_TIMEOUT)
+        shot(page, "05-terminal.png")
+        screen = terminal_text(page)
+
+        # Back in the notebook: a new cell shows the terminal's namespace.
+        page.locator(".lm-TabBar-tab", has_text=NOTEBOOK).first.click()
+        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first
+        notebook.locator(".jp-Cell").last.click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("b")
+        page.keyboard.press("Enter")
+        page.keyboard.type("!ip netns | sort")
+        page.keyboard.press("Shift+Enter")
+        cell = notebook.locator(".jp-CodeCell").filter(has_text="!ip netns | sort").last
+        last = cell.locator(".jp-OutputArea-output")
+        expect(last).to_contain_text("fromterminal", timeout=CLICK_TIMEOUT)
+        shot(page, "06-notebook-sees-terminal.png")
+    except BaseException:
+        try:
+            shot(page, "terminal-failure.png")
+        finally:
+            print(f"JupyterLab log:\n{server.log_tail()}")
+        raise
+    finally:
+        page.close()
+    assert "fromterminal" not in screen.split("sudo ip netns add fromterminal")[0]
+    assert not browser.blocked, f"the page tried to leave the machine: {browser.blocked}"

@@ -70,6 +70,7 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
+    had_netns_dir = os.path.isdir("/run/netns")
     subprocess.run(["ip", "netns", "add", PROBE_NS], check=True)
     disk = os.stat("/").st_dev
     block = next(
@@ -95,6 +96,9 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         yield {"base": base, "params": params, "path": base / "params.json"}
     finally:
         subprocess.run(["ip", "netns", "del", PROBE_NS], check=False)
+        if not had_netns_dir:  # `ip netns add` made /run/netns (a mount of itself)
+            subprocess.run(["umount", "-l", "/run/netns"], stderr=subprocess.DEVNULL)
+            os.rmdir("/run/netns")
         listener.close()
     assert socket.gethostname() == before["hostname"]
     assert (root_file.read_text(), root_file.stat().st_mode) == before["root_file"]

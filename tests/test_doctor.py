@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,9 @@ def test_check_returns_findings_with_details_and_fixes():
     findings = doctor.check()
     assert findings and all(isinstance(f, doctor.Finding) for f in findings)
     names = by_name(findings)
-    for name in ("user", "sandbox", "user namespaces", "br_netfilter", "NAT modules"):
+    for name in ("user", "sandbox", "containment", "user namespaces", "kernel modules"):
         assert name in names
+    assert "br_netfilter" in names
     assert {f"tool {t}" for t in doctor.TOOLS} <= set(names)
     for f in findings:
         assert f.detail
@@ -138,11 +140,47 @@ def test_user_namespaces_allowed_for_an_ordinary_user(monkeypatch):
     assert doctor.check_userns().ok
 
 
-def test_user_namespaces_do_not_matter_for_root(monkeypatch):
+def test_user_namespaces_allowed_for_root_whatever_the_unprivileged_switches_say(monkeypatch):
     monkeypatch.setattr(doctor.os, "geteuid", lambda: 0)
-    fake_files(monkeypatch, {"/proc/sys/user/max_user_namespaces": "0"})
+    fake_files(
+        monkeypatch,
+        {
+            "/proc/sys/kernel/unprivileged_userns_clone": "0",
+            "/proc/sys/user/max_user_namespaces": "15000",
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns": "1",
+        },
+    )
     f = doctor.check_userns()
-    assert f.ok and "not needed as root" in f.detail
+    assert f.ok, f
+    assert "root may create them" in f.detail and "every sandbox uses one" in f.detail
+    assert "not needed" not in f.detail
+
+
+def test_max_user_namespaces_0_forbids_them_to_root_too(monkeypatch):
+    monkeypatch.setattr(doctor.os, "geteuid", lambda: 0)
+    fake_files(
+        monkeypatch,
+        {
+            "/proc/sys/kernel/unprivileged_userns_clone": "0",
+            "/proc/sys/user/max_user_namespaces": "0",
+        },
+    )
+    f = doctor.check_userns()
+    assert not f.ok
+    assert "root included" in f.detail
+    assert "`sysctl -w user.max_user_namespaces=15000`" in f.fix
+    assert "unprivileged_userns_clone" not in f.fix  # it does not bind root
+
+
+def test_user_says_root_still_gets_a_user_namespace(monkeypatch):
+    monkeypatch.setattr(doctor.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(doctor, "_initial_userns", lambda: True)
+    f = doctor.check_user()
+    assert f.ok and "running as root" in f.detail
+    assert "user namespace" in f.detail and "unprivileged uid" in f.detail
+    assert "needs no user namespace" not in f.detail
+    monkeypatch.setattr(doctor.os, "geteuid", lambda: 1000)
+    assert "running as user 1000 (not root)" in doctor.check_user().detail
 
 
 def _fake_iptables(monkeypatch, stdout: str, returncode: int = 0, stderr: str = "") -> None:
@@ -183,31 +221,165 @@ def test_br_netfilter_not_loaded_is_ok(monkeypatch):
     assert f.ok and "not loaded" in f.detail
 
 
-def test_nat_modules_missing_in_a_user_namespace(monkeypatch):
-    monkeypatch.setattr(doctor, "_can_load_modules", lambda: False)
-    monkeypatch.setattr(doctor, "_module_loaded", lambda module: module != "nf_nat")
-    f = doctor.check_nat_modules()
-    assert not f.ok and "nf_nat" in f.detail
-    assert "modprobe -a nf_tables nf_nat" in f.fix
+# -- kernel modules ------------------------------------------------------------------
 
 
-def test_nat_modules_loaded_in_a_user_namespace(monkeypatch):
-    monkeypatch.setattr(doctor, "_can_load_modules", lambda: False)
-    monkeypatch.setattr(doctor, "_module_loaded", lambda module: True)
-    assert doctor.check_nat_modules().ok
+def fake_modules(monkeypatch, missing: list[str], can_load: bool, modprobe: bool | None) -> None:
+    monkeypatch.setattr(doctor.modules, "missing", lambda: list(missing))
+    monkeypatch.setattr(doctor, "_can_load_modules", lambda: can_load)
+    monkeypatch.setattr(doctor, "_modprobe_finds", lambda names: modprobe)
 
 
-def test_module_loaded_reads_proc_modules(monkeypatch):
-    monkeypatch.setattr(doctor.os.path, "isdir", lambda path: False)
-    fake_files(monkeypatch, {"/proc/modules": "nf_nat 61440 3 - Live 0x0\nveth 40960 0 - Live"})
-    assert doctor._module_loaded("nf_nat") is True
-    assert doctor._module_loaded("nf_tables") is False
+def test_modules_all_there_is_ok(monkeypatch):
+    fake_modules(monkeypatch, [], can_load=False, modprobe=None)
+    fake_files(monkeypatch, {"/proc/modules": "veth 40960 0 - Live 0x0"})
+    f = doctor.check_modules()
+    assert f.ok and f.name == "kernel modules"
+    assert "veth" in f.detail and "xt_MASQUERADE" in f.detail
 
 
-def test_module_loaded_cannot_tell_without_proc_modules(monkeypatch):
-    monkeypatch.setattr(doctor.os.path, "isdir", lambda path: False)
-    fake_files(monkeypatch, {})
-    assert doctor._module_loaded("nf_tables") is None
+def test_missing_nat_modules_in_a_user_namespace_warn_with_modprobe(monkeypatch):
+    fake_modules(monkeypatch, ["nf_nat", "xt_MASQUERADE"], can_load=False, modprobe=None)
+    f = doctor.check_modules()
+    assert not f.ok and not f.blocking
+    assert "nf_nat, xt_MASQUERADE" in f.detail
+    assert "a sandbox cannot load kernel modules itself" in f.detail
+    assert "iptables rules and NAT" in f.detail
+    assert "veth pairs" not in f.detail
+    assert "`modprobe -a nf_nat xt_MASQUERADE`" in f.fix and "as root" in f.fix
+
+
+def test_missing_veth_or_bridge_blocks(monkeypatch):
+    fake_modules(monkeypatch, ["veth", "bridge", "nf_nat"], can_load=False, modprobe=None)
+    f = doctor.check_modules()
+    assert not f.ok and f.blocking
+    assert "veth pairs, the bridge v-net-0 and iptables rules and NAT" in f.detail
+    assert "`modprobe -a veth bridge nf_nat`" in f.fix
+    assert not doctor.can_run([f])
+
+
+def test_root_who_can_load_them_is_told_labkit_loads_them(monkeypatch):
+    fake_modules(monkeypatch, ["veth", "nf_nat"], can_load=True, modprobe=True)
+    f = doctor.check_modules()
+    assert f.ok
+    assert "not loaded yet: veth, nf_nat" in f.detail
+    assert "labkit loads them as root before a sandbox starts" in f.detail
+
+
+def test_root_without_modprobe_is_told_to_install_it(monkeypatch):
+    fake_modules(monkeypatch, ["bridge"], can_load=True, modprobe=None)
+    f = doctor.check_modules()
+    assert not f.ok and f.blocking
+    assert "modprobe is not installed" in f.detail
+    assert "apt-get install -y kmod" in f.fix and "`modprobe -a bridge`" in f.fix
+    fake_modules(monkeypatch, ["xt_nat"], can_load=True, modprobe=False)
+    f = doctor.check_modules()
+    assert not f.ok and not f.blocking
+    assert "modprobe cannot find them" in f.detail
+    assert "`modprobe -a xt_nat`" in f.fix
+
+
+def test_the_modules_check_only_asks_modprobe_for_a_dry_run(monkeypatch):
+    calls = []
+
+    def run(argv, **kwargs):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, b"", b"")
+
+    monkeypatch.setattr(doctor.shutil, "which", lambda tool, path=None: f"/usr/sbin/{tool}")
+    monkeypatch.setattr(doctor.subprocess, "run", run)
+    assert doctor._modprobe_finds(["veth", "bridge"]) is True
+    assert calls == [["/usr/sbin/modprobe", "--dry-run", "-q", "-a", "veth", "bridge"]]
+    monkeypatch.setattr(doctor.shutil, "which", lambda tool, path=None: None)
+    assert doctor._modprobe_finds(["veth"]) is None
+
+
+def test_doctor_never_loads_modules(monkeypatch):
+    def refuse() -> list[str]:
+        raise AssertionError("doctor called modules.load()")
+
+    monkeypatch.setattr(doctor.modules, "load", refuse)
+    doctor.check_modules()
+
+
+# -- containment ---------------------------------------------------------------------
+
+
+def fake_containment(
+    monkeypatch, euid: int, accounts: dict[int, str], terminals: bool = True
+) -> None:
+    monkeypatch.setattr(doctor.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(doctor.os, "getegid", lambda: euid)
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(sandbox.os, "getegid", lambda: euid)
+    monkeypatch.setattr(sandbox, "inside", lambda: False)
+    monkeypatch.delenv(sandbox.UID_ENV, raising=False)
+    monkeypatch.setattr(doctor, "_initial_userns", lambda: True)
+    everything = "0 0 4294967295"
+    fake_files(monkeypatch, {"/proc/self/uid_map": everything, "/proc/self/gid_map": everything})
+    monkeypatch.setattr(doctor.jupyter, "server_config_installed", lambda: terminals)
+
+    def getpwuid(uid: int) -> pwd.struct_passwd:
+        if uid not in accounts:
+            raise KeyError(uid)
+        return pwd.struct_passwd((accounts[uid], "x", uid, uid, "", "/", "/bin/sh"))
+
+    monkeypatch.setattr(doctor.pwd, "getpwuid", getpwuid)
+    monkeypatch.setattr(doctor.pwd, "getpwall", lambda: [getpwuid(u) for u in accounts])
+
+
+def test_containment_as_root_names_the_unused_uid(monkeypatch):
+    fake_containment(monkeypatch, 0, {0: "root", 1000: "ann"})
+    f = doctor.check_containment()
+    assert f.ok, f
+    assert f.detail == (
+        f"learner root is uid {sandbox.SANDBOX_UID} on this machine (no account has it); "
+        "terminals join the notebook's lab"
+    )
+
+
+def test_containment_warns_when_an_account_has_the_learners_uid(monkeypatch):
+    fake_containment(monkeypatch, 0, {0: "root", sandbox.SANDBOX_UID + 7: "mallory"})
+    f = doctor.check_containment()
+    assert not f.ok and not f.blocking
+    assert "account mallory has a uid in" in f.detail
+    assert sandbox.UID_ENV in f.fix
+
+
+def test_containment_for_an_ordinary_user_is_that_user(monkeypatch):
+    fake_containment(monkeypatch, 1000, {1000: "ann"})
+    f = doctor.check_containment()
+    assert f.ok
+    assert f.detail.startswith("learner root is you (uid 1000) on this machine;")
+
+
+def test_containment_warns_when_terminals_are_not_sandboxed(monkeypatch):
+    fake_containment(monkeypatch, 0, {0: "root"}, terminals=False)
+    f = doctor.check_containment()
+    assert not f.ok and not f.blocking
+    assert "terminals are NOT sandboxed" in f.detail
+    assert "-m labkit.jupyter install" in f.fix
+
+
+def test_containment_fails_in_a_container_that_maps_too_few_ids(monkeypatch):
+    fake_containment(monkeypatch, 0, {0: "root"})
+    monkeypatch.setattr(doctor, "_initial_userns", lambda: False)
+    monkeypatch.setattr(sandbox, "learner_ids_exist", lambda: False)
+    f = doctor.check_containment()
+    assert not f.ok and f.blocking
+    assert "no sandbox can start" in f.detail
+    assert sandbox.UID_ENV in f.fix
+
+
+def test_id_maps_join_adjacent_ranges(tmp_path):
+    m = tmp_path / "uid_map"
+    m.write_text("0 1000 10\n10 5000 10\n100 9000 5")
+    assert sandbox._covered(str(m), 0, 20)
+    assert sandbox._covered(str(m), 5, 10)
+    assert not sandbox._covered(str(m), 0, 21)
+    assert not sandbox._covered(str(m), 15, 90)
+    assert sandbox._covered(str(m), 100, 5)
+    assert not sandbox._covered(str(m), 100, 6)
 
 
 def test_report_levels_and_summary():

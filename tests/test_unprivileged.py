@@ -90,3 +90,44 @@ def test_ordinary_user_builds_the_bridge_and_pings():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "0"  # root inside the sandbox only
     assert "1 received" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not _userns_works_for_nobody() if os.geteuid() == 0 else True, reason="no user namespaces"
+)
+@pytest.mark.skipif(
+    not _others_can_run(os.path.realpath(sys.executable)) or not _others_can_run(sys.executable),
+    reason="this Python environment is not readable by uid 65534",
+)
+def test_ordinary_user_runs_notebooks_01_and_06_under_nbval(tmp_path):
+    """The course as an ordinary user: two notebooks, on the labkit kernel, checked by nbval."""
+    work = tmp_path / "course"
+    shutil.copytree(
+        os.path.join(ROOT, "notebooks"),
+        work,
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "0[02345789]-*", "99-*"),
+    )
+    for path in [work, *work.rglob("*")]:
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    env = {
+        "PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+    }
+    proc = subprocess.run(
+        [*NOBODY, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval"]
+        + ["--nbval-sanitize-with", "nbval-sanitize.cfg", "-o", "addopts=", "--rootdir", "."]
+        + ["01-veth-pair.ipynb", "06-portforward.ipynb"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert "failed" not in summary and int(summary.split(" passed")[0].split()[-1]) >= 20, summary
