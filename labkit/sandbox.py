@@ -338,6 +338,8 @@ def learner_ids(euid: int | None = None, egid: int | None = None) -> tuple[int, 
     egid = os.getegid() if egid is None else egid
     if euid != 0:
         return euid, egid, 1
+    if inside():
+        return 0, 0, 1  # a sandbox in a sandbox: our root is unprivileged already
     text = os.environ.get(UID_ENV, "")
     uid = int(text) if text.isdigit() and 0 < int(text) < 2**32 - SANDBOX_IDS else SANDBOX_UID
     return uid, uid, SANDBOX_IDS
@@ -717,7 +719,10 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
     _libc.set_parent_death_signal(signal.SIGKILL)
     _dumpable(True)  # PID 1 may write our /proc/PID/uid_map (it is not, on purpose)
     if uid == 0:
-        os.setgroups([])  # root's groups stay outside
+        try:
+            os.setgroups([])  # root's groups stay outside
+        except PermissionError:
+            pass  # in a sandbox started by a user: it has none to shed
     _libc.unshare(_libc.CLONE_NEWUSER)
     _sync(mapped_r, asked_w)
     os.close(mapped_r)

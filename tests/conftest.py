@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 
 import pytest
 
@@ -99,5 +100,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    # An event loop closed by an earlier test (Playwright's) ends its
+    # executor's threads a moment later; run_in_sandbox forks only alone.
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread():
+            thread.join(timeout=10)
     run_in_sandbox(pyfuncitem.obj, **kwargs)
     return True

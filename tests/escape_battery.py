@@ -54,9 +54,12 @@ def _setns_path(path: str, nstype: int) -> tuple[bool, str]:
     except OSError as e:
         return _err(e)
     try:
-        return _call(_libc.setns(fd, nstype))
+        refused, how = _call(_libc.setns(fd, nstype))
     finally:
         os.close(fd)
+    if not refused and nstype == CLONE_NEWNET:
+        _back_home()  # the next attempts start from the sandbox again
+    return refused, how
 
 
 def netns_via_pid1(p: dict) -> tuple[bool, str]:
@@ -83,7 +86,6 @@ def netns_via_any_proc(p: dict) -> tuple[bool, str]:
         refused, how = _setns_path(path, CLONE_NEWNET)
         if not refused:
             reached.append(path)
-            _back_home()
     if reached:
         return False, f"joined {reached}"
     return True, f"{tried} other namespaces tried, all refused"

@@ -362,6 +362,20 @@ def notebook_text(page: Any) -> str:
         return f"(outputs unreadable: {exc})"
 
 
+def open_notebook(page: Any, server: Server) -> Any:
+    """Open the notebook and wait for its labkit kernel, started and idle; its panel."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{server.url}/lab/tree/{NOTEBOOK}?token={server.token}")
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first
+    expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=PANEL_TIMEOUT)
+    expect(notebook.locator(".jp-KernelName")).to_contain_text("labkit", timeout=UI_TIMEOUT)
+    expect(notebook.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
+        "data-status", "idle", timeout=PANEL_TIMEOUT
+    )
+    return notebook
+
+
 def test_control_panel_in_browser(browser: Any, server: Server) -> None:
     """Run the notebook in JupyterLab, click Next and Reset, and see the graph change."""
     from playwright.sync_api import expect
@@ -380,14 +394,7 @@ def test_control_panel_in_browser(browser: Any, server: Server) -> None:
     )
     started = time.monotonic()
     try:
-        page.goto(f"{server.url}/lab/tree/{NOTEBOOK}?token={server.token}")
-        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first
-        expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=PANEL_TIMEOUT)
-        # The labkit kernel, started and idle, before running anything.
-        expect(notebook.locator(".jp-KernelName")).to_contain_text("labkit", timeout=UI_TIMEOUT)
-        expect(notebook.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-            "data-status", "idle", timeout=PANEL_TIMEOUT
-        )
+        notebook = open_notebook(page, server)
         shot(page, "01-loaded.png")
 
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
@@ -466,13 +473,7 @@ def test_terminal_shares_the_notebook_lab(browser: Any, server: Server) -> None:
     page = browser.new_page()
     page.set_default_timeout(UI_TIMEOUT)
     try:
-        page.goto(f"{server.url}/lab/tree/{NOTEBOOK}?token={server.token}")
-        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first
-        expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=PANEL_TIMEOUT)
-        expect(notebook.locator(".jp-KernelName")).to_contain_text("labkit", timeout=UI_TIMEOUT)
-        expect(notebook.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-            "data-status", "idle", timeout=PANEL_TIMEOUT
-        )
+        notebook = open_notebook(page, server)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu .lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         output = notebook.locator(".jp-OutputArea-output")
