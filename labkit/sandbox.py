@@ -446,6 +446,58 @@ def _bins() -> list[tuple[str, str]]:
     ]
 
 
+def _needed_paths() -> list[str]:
+    """What a sandbox's learner must reach: labkit, this Python and its environment, the cwd."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [here, sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
+    try:
+        paths.append(os.getcwd())
+    except OSError:
+        pass
+    return sorted({os.path.realpath(p) for p in paths if p})
+
+
+def _make_reachable(paths: list[str]) -> None:
+    """Open the way to ``paths`` for a learner who is "others" to the machine's files.
+
+    A folder on the way that others may not enter (root's home, mode 700,
+    where a checkout or pyenv's Python often lives) gets, in the sandbox
+    only, an empty tmpfs in its place that holds just the way on: a bind
+    mount of the next folder. The learner reaches the course and its
+    Python, and sees nothing else of that folder. Called by PID 1, as root.
+    """
+    covered: dict[str, tuple[int, set[str]]] = {}
+    try:
+        for path in paths:
+            current = "/"
+            for name in [part for part in path.split("/") if part]:
+                target = os.path.join(current, name)
+                if current not in covered:
+                    try:
+                        mode = os.stat(current).st_mode
+                    except OSError:
+                        break
+                    if mode & 0o001:  # others may enter it
+                        current = target
+                        continue
+                    fd = os.open(current, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    _libc.mount("tmpfs", current, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
+                    covered[current] = (fd, set())
+                fd, names = covered[current]
+                if name not in names:
+                    source = f"/proc/self/fd/{fd}/{name}"
+                    if os.path.isdir(source):
+                        os.mkdir(target)
+                    else:
+                        open(target, "w").close()
+                    _libc.mount(source, target, None, _libc.MS_BIND | _libc.MS_REC)
+                    names.add(name)
+                current = target
+    finally:
+        for fd, _ in covered.values():
+            os.close(fd)
+
+
 def _private_files(uid: int, gid: int) -> None:
     """Set up the sandbox's mount namespace while still privileged over it.
 
@@ -466,6 +518,11 @@ def _private_files(uid: int, gid: int) -> None:
         # In a user namespace the kernel mounts a sysfs only where one is
         # visible already; as root, give the sandbox one.
         _libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    if uid != 0:  # root started it: the learner is another user than the files' owner
+        try:
+            _make_reachable(_needed_paths())
+        except OSError:
+            pass  # what stays out of reach fails inside, with its own message
     owner = f"uid={uid},gid={gid}"
     # /run is the sandbox's own: the machine's sockets and named namespaces stay outside.
     _libc.mount("tmpfs", "/run", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")

@@ -5,7 +5,9 @@ These tests start their sandboxes from the (single-threaded) pytest process.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -55,3 +57,29 @@ def test_run_in_sandbox_refuses_a_threaded_caller():
 
     with pytest.raises(SandboxError, match="single-threaded"):
         run_in_sandbox(nested)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root starts the sandbox as another user")
+def test_a_course_under_a_private_folder_is_reachable_and_nothing_else(tmp_path):
+    """A checkout in root's home (mode 700): the learner reaches it, not its neighbours."""
+    home = tmp_path / "home"
+    course = home / "course"
+    course.mkdir(parents=True)
+    (course / "lesson.txt").write_text("lesson\n")
+    (home / "secret").write_text("root's\n")
+    for path in (tmp_path, *tmp_path.parents):
+        if str(path).startswith("/tmp/") and path.stat().st_uid == 0:
+            path.chmod(path.stat().st_mode | 0o755)
+    home.chmod(0o700)
+    course.chmod(0o755)
+    labkit = os.path.join(os.path.dirname(sys.executable), "labkit")
+    proc = subprocess.run(
+        [labkit, "run", "--", "sh", "-c", f"cat lesson.txt; ls -A {home}; cat {home}/secret"],
+        cwd=course,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.stdout.split() == ["lesson", "course"], proc.stdout + proc.stderr
+    assert "secret" in proc.stderr and proc.returncode != 0
+    # outside, nothing moved
+    assert sorted(p.name for p in home.iterdir()) == ["course", "secret"]
