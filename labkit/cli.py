@@ -139,12 +139,12 @@ def _cmd_shell(args: argparse.Namespace) -> int:
             )
         _say(args, first, err=True)
         return _exec(_shell_argv())
-    others = len(labs.running()) - 1
+    count = len(labs.running())
     _say(
         args,
         f"labkit: this terminal joined the lab of {entry.name} (lab {entry.id}, started "
         f"{labs.age(entry)} ago): what you change here shows there, and back"
-        + (f"; `labkit shell --list` shows the {others} other lab(s)." if others > 0 else "."),
+        + (f"; `labkit shell --list` lists all {count} running labs." if count > 1 else "."),
         err=True,
     )
     sys.stdout.flush()

@@ -150,7 +150,12 @@ class Registry:
         os.close(self.fd)
 
     def add(self, starter: int, kind: str, label: str) -> str | None:
-        """List the sandbox whose starter process is ``starter``; return the entry's name."""
+        """List the sandbox whose starter process is ``starter``; return the entry's name.
+
+        Entries of labs that ended without taking themselves off the list
+        (their supervisor was killed) are removed on the way.
+        """
+        self.entries()
         reapers = _children(starter)
         workers = _children(reapers[0]) if reapers else []
         if not workers:
