@@ -363,17 +363,9 @@ def spawn_joined(entry: Entry, argv: list[str], cwd: str | None = None) -> int:
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:  # pragma: no cover
-            continue
-    code = os.waitstatus_to_exitcode(status)
-    return code if code >= 0 else 128 - code
+    from labkit import sandbox
+
+    return sandbox.wait_child(pid)
 
 
 def age(entry: Entry, now: float | None = None) -> str:

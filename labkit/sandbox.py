@@ -686,6 +686,31 @@ _REFUSED = "refused:"
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
+def wait_child(pid: int) -> int:
+    """Stand in for child ``pid`` until it ends: forward signals, return its exit code.
+
+    SIGINT is ignored meanwhile (the child gets it from the terminal); the
+    handlers are as before afterwards. A child killed by signal N gives
+    128 + N, as a shell says.
+
+    Examples
+    --------
+    >>> import subprocess
+    >>> wait_child(subprocess.Popen(["sh", "-c", "exit 3"]).pid)
+    3
+    """
+    handled = (signal.SIGINT, *_FORWARDED)
+    before = {sig: signal.getsignal(sig) for sig in handled}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _forward(_FORWARDED, pid)
+    try:
+        code = os.waitstatus_to_exitcode(_wait(pid))
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    return code if code >= 0 else 128 - code
+
+
 def _die_with_parent(life_r: int) -> None:
     _libc.set_parent_death_signal(signal.SIGKILL)
     os.set_blocking(life_r, False)
