@@ -554,11 +554,11 @@ def _private_files(uid: int, gid: int) -> None:
 # -- the learner's namespaces (level 2) -----------------------------------------
 
 
-def _sync(fd_r: int, fd_w: int | None = None, msg: bytes = b".") -> None:
-    """Tell the other side (write ``msg``), then wait for its answer (when ``fd_r``)."""
+def _sync(fd_r: int, fd_w: int | None = None) -> None:
+    """Tell the other side (when ``fd_w``), then wait for its answer on ``fd_r``."""
     if fd_w is not None:
-        os.write(fd_w, msg)
-    if fd_r >= 0 and os.read(fd_r, 1) != b".":
+        os.write(fd_w, b".")
+    if os.read(fd_r, 1) != b".":
         os._exit(1)
 
 
@@ -876,7 +876,8 @@ def enter(world: bool = True, kind: str = "shell", label: str = "") -> None:
         text = said.decode(errors="replace") or "it ended before it was ready"
         raise SandboxError(
             f"A labkit sandbox cannot start here: running as {who}, its namespaces were "
-            f"made but setting them up failed ({text}). {HOW_TO_FIX}"
+            f"made but setting them up failed ({text}). "
+            + (f"{FIX_INTRO}, see what `labkit doctor` says." if uid == 0 else HOW_TO_FIX)
         )
     _supervise(starter, registry, kind, label)
 
