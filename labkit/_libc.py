@@ -26,6 +26,7 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [
@@ -38,6 +39,7 @@ _libc.mount.argtypes = [
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [
     ctypes.c_int,
     ctypes.c_ulong,
@@ -113,3 +115,24 @@ def set_parent_death_signal(sig: int) -> None:
     >>> set_parent_death_signal(signal.SIGKILL)  # doctest: +SKIP
     """
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl")
+
+
+def set_dumpable(on: bool) -> None:
+    """Say whether this process may be traced and its /proc files read by its user.
+
+    Examples
+    --------
+    >>> set_dumpable(True)  # doctest: +SKIP
+    """
+    _check(_libc.prctl(PR_SET_DUMPABLE, 1 if on else 0, 0, 0, 0), "prctl")
+
+
+def sethostname(name: str) -> None:
+    """Call sethostname(2) (the UTS namespace's hostname).
+
+    Examples
+    --------
+    >>> sethostname("host")  # doctest: +SKIP
+    """
+    data = name.encode()
+    _check(_libc.sethostname(data, len(data)), "sethostname")

@@ -82,10 +82,15 @@ class Entry:
         return _start_time(self.pid) == self.start
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def _start_time(pid: int) -> int | None:
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
+        return int(_stat(pid)[19])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -100,9 +105,8 @@ def _children(pid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
+                if int(_stat(int(entry))[1]) == pid:
+                    found.append(int(entry))
             except (OSError, ValueError, IndexError):
                 continue
     return sorted(found)

@@ -26,7 +26,6 @@ refuses to run in a user namespace).
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import pickle
@@ -55,7 +54,6 @@ HOSTNAME = "host"
 
 _T = TypeVar("_T")
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
-_PR_SET_DUMPABLE = 4
 
 _SUDO_SHIM = """#!/bin/sh
 # labkit sandbox: you are root here already, so sudo only drops its options.
@@ -411,17 +409,6 @@ NO_SYSFS = (
 )
 
 
-def _sethostname(name: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.sethostname(name.encode(), len(name)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"sethostname: {os.strerror(err)}")
-
-
-def _dumpable(on: bool) -> None:
-    ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 1 if on else 0, 0, 0, 0)
-
-
 def _be_root() -> None:
     """Take user and group 0 of the current user namespace (after setns/unshare)."""
     os.setresgid(0, 0, 0)
@@ -575,7 +562,7 @@ def _learner_namespaces() -> None:
     every mount and the hostname made before are locked for it.
     """
     _be_root()
-    _dumpable(True)  # so that the helper's /proc files are ours to write
+    _libc.set_dumpable(True)  # so that the helper's /proc files are ours to write
     _libc.unshare(_libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC)
     to_helper_r, to_helper_w = os.pipe()
     from_helper_r, from_helper_w = os.pipe()
@@ -599,7 +586,7 @@ def _learner_namespaces() -> None:
                 if kind == "user":
                     # sysfs of the host's network, and its name: set up from above
                     _libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
-                    _sethostname(HOSTNAME)
+                    _libc.sethostname(HOSTNAME)
                 _libc.setns(fd, flag)
             finally:
                 os.close(fd)
@@ -695,8 +682,7 @@ def wait_child(pid: int) -> int:
 
     Examples
     --------
-    >>> import subprocess
-    >>> wait_child(subprocess.Popen(["sh", "-c", "exit 3"]).pid)
+    >>> wait_child(os.posix_spawnp("sh", ["sh", "-c", "exit 3"], os.environ))
     3
     """
     handled = (signal.SIGINT, *_FORWARDED)
@@ -772,7 +758,7 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
         _exit_like(_wait(reaper))
     # PID 1 of the sandbox
     os.close(life_w)
-    _dumpable(False)  # nothing inside may read or trace it
+    _libc.set_dumpable(False)  # nothing inside may read or trace it
     _die_with_parent(life_r)
     _libc.unshare(_libc.CLONE_NEWNS)
     _private_files(inner_uid, inner_gid)
@@ -799,7 +785,7 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
     os.close(mapped_w)
     os.close(asked_r)
     _libc.set_parent_death_signal(signal.SIGKILL)
-    _dumpable(True)  # PID 1 may write our /proc/PID/uid_map (it is not, on purpose)
+    _libc.set_dumpable(True)  # PID 1 may write our /proc/PID/uid_map (it is not, on purpose)
     if uid == 0:
         try:
             os.setgroups([])  # root's groups stay outside
@@ -886,7 +872,7 @@ def _supervise(starter: int, registry: Any, kind: str, label: str) -> None:
     """The supervisor's life: list the lab, wait, forward signals, exit like the worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker gets it from the tty
     _forward(_FORWARDED, starter)
-    _dumpable(False)
+    _libc.set_dumpable(False)
     entry = None
     if registry:
         try:
