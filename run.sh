@@ -40,7 +40,7 @@ as_root() {
 # The machine's uid of the sandbox's root when root starts labkit (labkit's
 # own answer, from the source here, so it works before labkit is installed).
 sandbox_uid() {
-  PYTHONPATH=. "$1" -c 'from labkit.sandbox import learner_ids; print(learner_ids(0, 0)[0])'
+  PYTHONPATH=. "$1" -c 'from labkit.kernel.sandbox import learner_ids; print(learner_ids(0, 0)[0])'
 }
 
 # Whether user $1 (a bare uid, not in any group) can read and enter path $2.

@@ -7,7 +7,7 @@ Run (as root, or where user namespaces work):
     .venv/bin/python bench/run.py --ops reach --sizes 100 --repeat 1
     .venv/bin/python bench/run.py --quick --json  # tiny sizes, 1 repeat (CI smoke)
 
-Every measurement runs in a fresh sandbox (:func:`labkit.sandbox.run_in_sandbox`);
+Every measurement runs in a fresh sandbox (:func:`labkit.kernel.sandbox.run_in_sandbox`);
 only the operation itself is timed, never the set-up before it. The table gives
 the median of ``--repeat`` runs (default 3) per op and size, and
 ratio = shell_s / labkit_s (above 1: labkit is faster).
@@ -16,7 +16,7 @@ The default plan measures each op only at the sizes issue 6 asks about
 (:data:`DEFAULT_PLAN`): build at 100 and 1000, observe and reach at 100,
 reset at 100 and 1000, draw at 100 and 500, memory at 1000. ``--sizes``
 runs every chosen op at the given sizes instead; ``--ops`` picks ops.
-Sizes go up to :data:`labkit.stages.MAX_NAMESPACES` (1014; labs beyond 247
+Sizes go up to :data:`labkit.core.stages.MAX_NAMESPACES` (1014; labs beyond 247
 namespaces use 192.168.12.0/22); larger ones are capped, with a note.
 
 After the table come the targets of issue 6 (:func:`targets`), each with
@@ -46,7 +46,7 @@ build
     ``Lab(namespaces=N).goto("bridge")`` against the commands of the plans of
     stages netns, veth and bridge, one ``ip`` process each.
 observe
-    :func:`labkit.observe.snapshot` + :func:`~labkit.observe.to_graph` of the
+    :func:`labkit.kernel.observe.snapshot` + :func:`~labkit.kernel.observe.to_graph` of the
     bridge stage against ``ip -j netns list`` and ``ip -j [-n NS] link|addr|route|neigh``
     for the host and every namespace of the sandbox (the world's included).
 reach
@@ -86,8 +86,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import labkit.draw  # imported before any fork, so no op pays for importing it
-from labkit import Lab, observe, stages
-from labkit.sandbox import run_in_sandbox
+from labkit import Lab
+from labkit.core import stages
+from labkit.kernel import observe
+from labkit.kernel.sandbox import run_in_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = ["build", "observe", "reach", "reset", "draw", "memory"]

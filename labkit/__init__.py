@@ -2,19 +2,19 @@
 
 Who does what:
 
-* :mod:`labkit.sandbox` starts a private "host" (user, mount, PID and
+* :mod:`labkit.kernel.sandbox` starts a private "host" (user, mount, PID and
   network namespaces) so a lab never touches the machine's own network;
-* :mod:`labkit.stages` holds the course as the tutorial's shell commands;
-  :mod:`labkit.model` simulates them into the state a stage should have;
-* :mod:`labkit.observe` reads the live kernel into that same state and
+* :mod:`labkit.core.stages` holds the course as the tutorial's shell commands;
+  :mod:`labkit.core.model` simulates them into the state a stage should have;
+* :mod:`labkit.kernel.observe` reads the live kernel into that same state and
   into a networkx graph; :mod:`labkit.draw` draws the graph;
-* :mod:`labkit.reconcile` works out and makes the changes between the two,
-  through :mod:`labkit.netlink` (all netlink work, on one thread) and
-  :mod:`labkit.rtnl` (the rtnetlink messages, many per system call);
-* :mod:`labkit.probe` pings many pairs at once from raw sockets;
+* :mod:`labkit.kernel.apply` works out and makes the changes between the two,
+  through :mod:`labkit.kernel.netns` (all netlink work, on one thread) and
+  :mod:`labkit.kernel.rtnl` (the rtnetlink messages, many per system call);
+* :mod:`labkit.kernel.probe` pings many pairs at once from raw sockets;
 * :mod:`labkit.lab` ties them together as :class:`Lab`;
-* :mod:`labkit.live` redraws the graph with what changed marked, and
-  :mod:`labkit.panel` is a control panel of notebook widgets (:class:`Panel`);
+* :mod:`labkit.ui.live` redraws the graph with what changed marked, and
+  :mod:`labkit.ui.panel` is a control panel of notebook widgets (:class:`Panel`);
 * :mod:`labkit.cli`, :mod:`labkit.doctor` and :mod:`labkit.jupyter` are
   the command line, the machine check and the Jupyter kernel.
 
@@ -27,6 +27,7 @@ Examples
 True
 """
 
+import importlib
 from typing import Any
 
 from labkit.errors import ConfigError, ConflictError, KernelError, LabkitError, SandboxError
@@ -43,6 +44,7 @@ __all__ = [
     "SandboxError",
 ]
 __version__ = "0.1.0"
+_SHORT = {"stages": "labkit.core.stages", "live": "labkit.ui.live"}
 
 
 def __getattr__(name: str) -> Any:
@@ -53,7 +55,9 @@ def __getattr__(name: str) -> Any:
 
         return getattr(lab, name)
     if name == "Panel":
-        from labkit.panel import Panel
+        from labkit.ui.panel import Panel
 
         return Panel
+    if name in _SHORT:  # the short names the notebooks use: labkit.stages, labkit.live
+        return importlib.import_module(_SHORT[name])
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 :func:`check` compares the kernel with a stage (or ``stage:step``). Each
 difference becomes one sentence saying what is wrong and the command that
-fixes it (taken from the same ops :mod:`labkit.reconcile` would run, so
+fixes it (taken from the same ops :mod:`labkit.kernel.apply` would run, so
 the advice is exactly what labkit would do). When nothing differs, real
 packets confirm the stage works (a ping, an HTTP request).
 """
@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit import observe, reconcile, sandbox, stages
-from labkit.model import HOST
-from labkit.reconcile import Op
+from labkit.core import stages
+from labkit.core.model import HOST
+from labkit.kernel import apply, observe, sandbox
+from labkit.kernel.apply import Op
 
 
 def _where(ns: str) -> str:
@@ -26,7 +27,7 @@ def describe(op: Op) -> str:
 
     Examples
     --------
-    >>> from labkit.reconcile import make_op
+    >>> from labkit.kernel.apply import make_op
     >>> describe(make_op("link_up", "red", "veth-red", True))
     'veth-red in red is down.'
     """
@@ -185,8 +186,8 @@ def check(target: str, lab: Any = None, probe: bool = True) -> Report:
     want = stages.desired(target, lab.count)
     report = Report(target)
     try:
-        ops = reconcile.diff(state, want, own, set(own.routes))
-    except reconcile.ConflictError as err:
+        ops = apply.diff(state, want, own, set(own.routes))
+    except apply.ConflictError as err:
         report.problems.append((str(err), ""))
         return report
     for op in ops:

@@ -1,7 +1,7 @@
 """The ``labkit`` command line.
 
 ``labkit shell`` and ``labkit run -- CMD`` start a fresh sandbox (see
-:mod:`labkit.sandbox`); inside it, ``labkit up STAGE``, ``down``, ``reset``,
+:mod:`labkit.kernel.sandbox`); inside it, ``labkit up STAGE``, ``down``, ``reset``,
 ``status``, ``graph`` and ``ping`` build and inspect the course's
 topology. ``plan``, ``stages`` and ``doctor`` work anywhere: they change
 nothing.
@@ -24,9 +24,10 @@ from collections.abc import Callable, Sequence
 import networkx as nx
 
 import labkit
-from labkit import labs, sandbox, stages
+from labkit.core import stages
+from labkit.core.model import HOST
 from labkit.errors import LabkitError
-from labkit.model import HOST
+from labkit.kernel import labs, sandbox
 
 PROG = "labkit"
 SHELL_PS1 = r"(labkit) \u@\h:\w# "
@@ -213,13 +214,13 @@ def status_lines(graph: nx.Graph, stage: str | None) -> list[str]:
     Parameters
     ----------
     graph
-        A graph from :func:`labkit.observe.to_graph`.
+        A graph from :func:`labkit.kernel.observe.to_graph`.
     stage
         What :meth:`labkit.Lab.stage` says (``None``: matches no step).
 
     Examples
     --------
-    >>> from labkit.observe import Snapshot, to_graph
+    >>> from labkit.kernel.observe import Snapshot, to_graph
     >>> links = {"host": [{"index": 1, "name": "lo", "kind": "loopback", "peer_index": None,
     ...                    "peer_nsid": None, "master": None, "up": True, "oper": "UNKNOWN",
     ...                    "mac": ""}]}

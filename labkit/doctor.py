@@ -23,7 +23,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from labkit import jupyter, modules, sandbox
+from labkit import jupyter
+from labkit.kernel import modules, sandbox
 
 #: The tools the course uses, and the Debian/Ubuntu package of each.
 TOOLS: dict[str, str] = {
@@ -154,7 +155,7 @@ def check_sandbox() -> Finding:
 def check_userns() -> Finding:
     """Check the sysctls that allow user namespaces, which every sandbox uses.
 
-    For an ordinary user each of :data:`labkit.sandbox.USERNS_SYSCTLS` can
+    For an ordinary user each of :data:`labkit.kernel.sandbox.USERNS_SYSCTLS` can
     forbid them. Root may create them whatever
     ``kernel.unprivileged_userns_clone`` and
     ``kernel.apparmor_restrict_unprivileged_userns`` say, but not when
@@ -360,7 +361,7 @@ def _what_fails(names: list[str]) -> str:
 
 
 def check_modules() -> Finding:
-    """Check the kernel modules the course needs (:data:`labkit.modules.MODULES`).
+    """Check the kernel modules the course needs (:data:`labkit.kernel.modules.MODULES`).
 
     A sandbox cannot load kernel modules (no user namespace may), so they
     must be loaded or built in before it starts. labkit, started by root
@@ -438,9 +439,9 @@ def check_containment() -> Finding:
     """Say who the learner's root is on the machine, and whether terminals are sandboxed.
 
     Started by root, a sandbox maps its root to
-    :data:`labkit.sandbox.SANDBOX_UID` (a uid no account should use; 65536
+    :data:`labkit.kernel.sandbox.SANDBOX_UID` (a uid no account should use; 65536
     ids from it); started by an ordinary user, to that user
-    (:func:`labkit.sandbox.learner_ids`). A warning when an account owns
+    (:func:`labkit.kernel.sandbox.learner_ids`). A warning when an account owns
     one of those uids (the learner would own its files) or when
     JupyterLab's terminals would not be sandboxed; a failure when those
     uids do not exist here (a container that maps too few ids), because

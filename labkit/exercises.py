@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from labkit import sandbox
 from labkit.errors import ConfigError
+from labkit.kernel import sandbox
 
 _DNAT = (
     "-d 192.168.1.2/32 -p tcp -m tcp --dport 80 -m comment --comment labkit "

@@ -7,7 +7,7 @@ in this order:
 1. still outside, as the user who started Jupyter, the launcher reads the
    connection file and opens the five listening TCP sockets Jupyter will
    connect to, in the machine's network namespace;
-2. :func:`labkit.sandbox.enter` moves the kernel, whole, into a fresh
+2. :func:`labkit.kernel.sandbox.enter` moves the kernel, whole, into a fresh
    sandbox (user, mount, PID, network, UTS and IPC namespaces); the
    launcher stays outside as its supervisor;
 3. ipykernel binds its ZMQ sockets *on those listening sockets*
@@ -37,8 +37,8 @@ import sys
 import tempfile
 from typing import Any
 
-from labkit import sandbox
 from labkit.errors import LabkitError, SandboxError
+from labkit.kernel import sandbox
 
 KERNEL_NAME = "labkit"
 DISPLAY_NAME = "labkit (sandboxed Python 3)"

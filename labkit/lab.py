@@ -3,7 +3,7 @@
 A lab is a number of namespaces (red, blue and optionally ``ns10``,
 ``ns11``, ...) inside the current sandbox. It has no memory of its own:
 every call reads the kernel, works out what differs from the requested
-stage (:mod:`labkit.reconcile`) and changes only that. So ``goto`` works
+stage (:mod:`labkit.kernel.apply`) and changes only that. So ``goto`` works
 from any state, forward or backward, twice in a row, and after a learner
 changed things by hand.
 """
@@ -20,10 +20,11 @@ from typing import Any
 
 import networkx as nx
 
-from labkit import netlink, observe, probe, reconcile, rtnl, sandbox, stages
-from labkit import progress as progress_mod
+from labkit.core import stages
+from labkit.core.model import HOST, Rule, Service, State
 from labkit.errors import ConfigError
-from labkit.model import HOST, Rule, Service, State
+from labkit.kernel import apply, netns, observe, probe, rtnl, sandbox
+from labkit.ui import progress as progress_mod
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 IFNAMSIZ = 15
@@ -324,7 +325,7 @@ class Lab:
     # -- reading the kernel ------------------------------------------------
 
     def _netns(self) -> list[str]:
-        nl = netlink.get()
+        nl = netns.get()
         return nl.call(nl.netns_list)
 
     def state(self) -> State:
@@ -339,7 +340,7 @@ class Lab:
         return observe.to_state(observe.snapshot())
 
     def observe(self) -> nx.Graph:
-        """The live topology as a networkx graph (see :mod:`labkit.observe`).
+        """The live topology as a networkx graph (see :mod:`labkit.kernel.observe`).
 
         Examples
         --------
@@ -413,10 +414,10 @@ class Lab:
         want = stages.desired(target, count)
         before = self.state()
         own = stages.owned(max(count, stages.count_from(before.namespaces)))
-        ops = reconcile.diff(before, want, own, set(own.routes))
+        ops = apply.diff(before, want, own, set(own.routes))
         bar = progress_mod.bar(f"{target}:", progress) if ops else None
         try:
-            reconcile.run(ops, bar)
+            apply.run(ops, bar)
         except Exception:
             self._restore(before, own)
             raise
@@ -428,8 +429,8 @@ class Lab:
         """After a failed goto, put back what the lab owned before."""
         target = before.project(set(own.namespaces), set(own.ifaces), own.routes)
         try:
-            ops = reconcile.diff(self.state(), target, own, set(own.routes))
-            reconcile.run(ops)
+            ops = apply.diff(self.state(), target, own, set(own.routes))
+            apply.run(ops)
         except Exception:  # noqa: BLE001 - the first error is the one to report
             pass
 
@@ -449,7 +450,7 @@ class Lab:
         sandbox.require()
         # Every namespace but the world's goes: delete them before reading
         # the rest (the kernel frees them in one batch; nothing to read).
-        nl = netlink.get()
+        nl = netns.get()
         doomed = sorted(set(self._netns()) - set(stages.WORLD))
         bar = progress_mod.bar("reset:", progress) if doomed else None
         try:
@@ -472,7 +473,7 @@ class Lab:
                     keep.add(os.stat(os.path.join(sandbox.NETNS_DIR, name)).st_ino)
                 except FileNotFoundError:
                     continue
-            netlink.kill_strays(keep)
+            netns.kill_strays(keep)
             world = stages.owned(2)
             # Here the lab owns everything the sandbox has.
             own = stages.Ownership(
@@ -481,8 +482,8 @@ class Lab:
                 frozenset({r for r in state.routes if r.ns == HOST} | world.routes),
             )
             want = stages.desired("reset", 2)
-            ops = reconcile.diff(state, want, own, set(own.routes), sweep=True)
-            reconcile.run(ops)
+            ops = apply.diff(state, want, own, set(own.routes), sweep=True)
+            apply.run(ops)
             nl.call(nl.wait_for_cables, cables)
             if bar:
                 bar(len(doomed), len(doomed))
@@ -670,7 +671,7 @@ class Lab:
 
         By default the nodes are the host, the lab's namespaces and the
         world's machines, and the targets their addresses. One real echo
-        request per pair, sent in-process (:mod:`labkit.probe`), a second
+        request per pair, sent in-process (:mod:`labkit.kernel.probe`), a second
         at most to answer. In large labs the probes go in waves that stay
         within the kernel's neighbour-table limit, and the ARP entries they
         made are removed after each wave.
@@ -714,7 +715,7 @@ class Lab:
                     f"target {dst!r}: {ip!r} is not an IPv4 address (like 192.168.15.2)"
                 ) from None
         pairs = [(src, ip) for src in nodes for dst, ip in targets.items() if dst != src]
-        nl = netlink.get()
+        nl = netns.get()
         answered = nl.call(probe.ping_many, nl, pairs)
         table = {
             src: {dst: answered[(src, ip)] for dst, ip in targets.items() if dst != src}
@@ -778,12 +779,12 @@ class Lab:
             f"-d {stages.HOST_LAN_IP}/32 -p tcp -m tcp --dport {host_port} "
             f"-j DNAT --to-destination {ips[0]}:{port}"
         )
-        ops = [] if running else [reconcile.make_op("service_start", Service(ns, port))]
+        ops = [] if running else [apply.make_op("service_start", Service(ns, port))]
         ops += [
-            reconcile.make_op("rule_add", Rule(HOST, "nat", chain, spec), True)
+            apply.make_op("rule_add", Rule(HOST, "nat", chain, spec), True)
             for chain in ("PREROUTING", "OUTPUT")
         ]
-        reconcile.run(ops)
+        apply.run(ops)
         return [c for op in ops for c in op.commands]
 
     def neighbours(self, node: str) -> dict[str, str]:

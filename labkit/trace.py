@@ -30,9 +30,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit import netlink, probe, sandbox
+from labkit.core.model import HOST
 from labkit.errors import ConfigError
-from labkit.model import HOST
+from labkit.kernel import netns, probe, sandbox
 
 _ETH_P_ALL = 0x0003
 _ETH_P_IP = 0x0800
@@ -145,12 +145,13 @@ class Trace:
         >>> trace("red", "203.0.113.8").draw()  # doctest: +SKIP
         <Figure size 900x700 with 1 Axes>
         """
-        from labkit import draw, observe
+        from labkit import draw
+        from labkit.kernel import observe
 
         return draw.draw(observe.observe(), trace=self, **kwargs)
 
 
-def _capture(nl: netlink.Netlink, ns: str) -> socket.socket:
+def _capture(nl: netns.Netlink, ns: str) -> socket.socket:
     def make() -> socket.socket:
         return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
 
@@ -196,7 +197,7 @@ def _read(sock: socket.socket, ns: str, marker: bytes, out: list[Sighting]) -> N
         out.append(Sighting(stamp, ns, addr[0], direction, *got))
 
 
-def _run(nl: netlink.Netlink, src: str, dst: str, timeout: float) -> Trace:
+def _run(nl: netns.Netlink, src: str, dst: str, timeout: float) -> Trace:
     marker = b"labkit-trace-" + os.urandom(6).hex().encode()
     names = [HOST, *nl.netns_list()]
     captures: dict[str, socket.socket] = {}
@@ -262,7 +263,7 @@ def _run(nl: netlink.Netlink, src: str, dst: str, timeout: float) -> Trace:
 
 def _peers() -> dict[tuple[str, str], tuple[str, str]]:
     """(ns, iface) -> the other end of its veth, or ("master", bridge) for a bridge port."""
-    from labkit import observe
+    from labkit.kernel import observe
 
     snap = observe.snapshot()
     out = {}
@@ -349,7 +350,7 @@ def trace(src: str, dst: str, timeout: float = 2.0) -> Trace:
         ipaddress.IPv4Address(dst)
     except ValueError:
         raise ConfigError(f"{dst!r} is not an IPv4 address (like 203.0.113.8)") from None
-    nl = netlink.get()
+    nl = netns.get()
     if src != HOST and src not in nl.call(nl.netns_list):
         raise ConfigError(f"there is no node {src!r} here: use 'host' or a namespace name")
     return nl.call(_run, nl, src, dst, timeout)

@@ -1,7 +1,7 @@
 """ "Why can't I ping?": follow a packet through the live kernel state.
 
 :func:`why` reads the sandbox (interfaces, addresses, routes, forwarding,
-firewall and NAT rules, listening sockets: :mod:`labkit.observe` plus
+firewall and NAT rules, listening sockets: :mod:`labkit.kernel.observe` plus
 ``iptables -S`` and ``/proc/net/tcp`` of each namespace on the way) and
 walks the way a packet from a node to an address (and a TCP port) would
 go: the route its source picks, the cables and bridges to the next hop,
@@ -23,9 +23,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit import netlink, observe, sandbox, services, stages
+from labkit.core import stages
+from labkit.core.model import FORWARDING, HOST
 from labkit.errors import ConfigError
-from labkit.model import FORWARDING, HOST
+from labkit.kernel import netns, observe, sandbox, services
 
 _MAX_HOPS = 12
 
@@ -157,7 +158,7 @@ class _Kernel:
     """A snapshot of the sandbox plus firewall rules and listeners, read on demand."""
 
     def __init__(self) -> None:
-        self.nl = netlink.get()
+        self.nl = netns.get()
         snap = observe.snapshot()
         self.snap = snap
         self.ifaces: dict[tuple[str, str], _Iface] = {}

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from labkit.sandbox import run_in_sandbox
+from labkit.kernel.sandbox import run_in_sandbox
 
 collect_ignore = ["../labkit/__main__.py"]
 

@@ -173,7 +173,7 @@ def test_default_plan_covers_the_targets_and_sizes_are_capped(capsys):
         ("draw", 3),
         ("draw", 6),
     ]
-    from labkit import stages
+    from labkit.core import stages
 
     assert bench._sizes(f"100,{stages.MAX_NAMESPACES + 500}") == [100, stages.MAX_NAMESPACES]
     assert str(stages.MAX_NAMESPACES) in capsys.readouterr().err

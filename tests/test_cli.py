@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import cli, sandbox
+from labkit import cli
+from labkit.kernel import sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBCOMMANDS = [

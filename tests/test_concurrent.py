@@ -1,7 +1,7 @@
 """Many labs at once: 4 sandboxes build and probe at the same time, each sees only itself.
 
 The test starts 4 separate Python processes; each enters a sandbox of its own
-(:func:`labkit.sandbox.run_in_sandbox`) and runs :func:`worker`, which
+(:func:`labkit.kernel.sandbox.run_in_sandbox`) and runs :func:`worker`, which
 
 1. marks its sandbox with things only it makes: a namespace ``only-wI``, a
    bridge ``markI`` with the address 10.77.I.1/24 in the host, and a
@@ -15,7 +15,7 @@ The test starts 4 separate Python processes; each enters a sandbox of its own
    timestamps, the inodes of its network and PID namespaces) to a JSON file.
 
 The test then asserts that each saw exactly its own stage (namespaces,
-addresses, rules, web apps as :func:`labkit.stages.desired` says, plus its
+addresses, rules, web apps as :func:`labkit.core.stages.desired` says, plus its
 own marks) and nothing of the others', that every probe gave the answer its
 stage must give (including the negative ones: in the veth stage red must
 not reach the LAN), and that the four really ran at the same time.
@@ -30,8 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-from labkit.model import HOST
-from labkit.stages import desired, namespaces
+from labkit.core.model import HOST
+from labkit.core.stages import desired, namespaces
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -82,7 +82,7 @@ def _sh(command: str) -> None:
 def worker(i: int, stage: str, count: int, pings: list, https: list, shared: str) -> None:
     """One lab in its own sandbox: mark, build, probe, write what it saw."""
     from labkit import Lab
-    from labkit.observe import observe
+    from labkit.kernel.observe import observe
 
     times = {"start": time.time()}
     box = Path(shared)
@@ -167,7 +167,7 @@ def test_four_labs_at_once_see_only_themselves(tmp_path):
     for i, (stage, count, pings, https) in enumerate(LABS):
         code = (
             f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-            "from labkit.sandbox import run_in_sandbox\n"
+            "from labkit.kernel.sandbox import run_in_sandbox\n"
             "import test_concurrent as t\n"
             f"run_in_sandbox(t.worker, {i}, {stage!r}, {count}, {pings!r}, {https!r}, "
             f"{str(tmp_path)!r})\n"

@@ -8,7 +8,7 @@ is simply ignored, as a learner's typo would be). Then it goes to a random
 target S and compares the observed graph with that of a clean build of S.
 
 What "the same graph" must mean follows from the design of
-:func:`labkit.reconcile.diff`: ``goto`` changes only what the lab *owns*
+:func:`labkit.kernel.apply.diff`: ``goto`` changes only what the lab *owns*
 (its namespaces, the interfaces its stages make, the routes in its
 namespaces, its marked firewall rules, its web apps, forwarding) and keeps
 what a learner made that labkit did not (an unmarked rule, a dummy link, an
@@ -62,7 +62,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labkit import Lab
-from labkit.observe import snapshot, to_graph
+from labkit.kernel.observe import snapshot, to_graph
 
 pytestmark = pytest.mark.sandbox
 

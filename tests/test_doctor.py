@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import machine_network
 
-from labkit import cli, doctor, sandbox
+from labkit import cli, doctor
+from labkit.kernel import sandbox
 
 needs_sandbox = pytest.mark.skipif(
     sandbox.why_not() is not None, reason="no labkit sandbox can start here"

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from labkit.draw import COMPACT_ABOVE, DENSE_ABOVE, FIGSIZE, draw, layout, save, trace_steps
-from labkit.sandbox import run_in_sandbox
+from labkit.kernel.sandbox import run_in_sandbox
 
 FIGURE_REPR = "<Figure size 900x700 with 1 Axes>"
 WORLD = ["ns:router", "ns:lan-pc", "ns:internet"]
@@ -43,7 +43,7 @@ def lab_names(count: int) -> list[tuple[str, int]]:
 
 
 def build(stage: str, count: int = 2) -> nx.Graph:
-    from labkit.observe import observe
+    from labkit.kernel.observe import observe
 
     if stage == "veth":
         sh(
@@ -78,7 +78,7 @@ def build(stage: str, count: int = 2) -> nx.Graph:
 def build_stage(stage: str) -> nx.Graph:
     """A stage built by labkit, with some traffic through the NAT rules."""
     from labkit import Lab
-    from labkit.observe import observe
+    from labkit.kernel.observe import observe
 
     lab = Lab(namespaces=2)
     if stage != "reset":
@@ -90,7 +90,7 @@ def build_stage(stage: str) -> nx.Graph:
 
 
 def build_with_blue_down() -> nx.Graph:
-    from labkit.observe import observe
+    from labkit.kernel.observe import observe
 
     build("veth")
     sh("ip -n blue link set veth-blue down")

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from labkit import ConfigError, ConflictError, Lab
-from labkit.model import HOST
-from labkit.observe import observe, snapshot
-from labkit.stages import desired
+from labkit.core.model import HOST
+from labkit.core.stages import desired
+from labkit.kernel.observe import observe, snapshot
 
 pytestmark = pytest.mark.sandbox
 
@@ -194,12 +194,12 @@ def test_bad_input_is_a_clear_error_and_changes_nothing():
 
 
 def test_a_failing_change_is_rolled_back(monkeypatch):
-    from labkit import reconcile
+    from labkit.kernel import apply
 
     lab = Lab()
     lab.goto("veth")
     before = lab.state()
-    real = reconcile._requests
+    real = apply._requests
 
     failed = []
 
@@ -207,12 +207,12 @@ def test_a_failing_change_is_rolled_back(monkeypatch):
         real(nl, ops, idx, *rest)
         if ops[0].kind == "veth_add" and not failed:  # the bridge and new cables exist
             failed.append(True)
-            raise reconcile.KernelError("injected failure")
+            raise apply.KernelError("injected failure")
 
-    monkeypatch.setattr(reconcile, "_requests", flaky)
-    with pytest.raises(reconcile.KernelError, match="injected"):
+    monkeypatch.setattr(apply, "_requests", flaky)
+    with pytest.raises(apply.KernelError, match="injected"):
         lab.goto("host")
-    monkeypatch.setattr(reconcile, "_requests", real)
+    monkeypatch.setattr(apply, "_requests", real)
     assert lab.state() == before
 
 

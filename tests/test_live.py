@@ -8,9 +8,9 @@ import threading
 
 import networkx as nx
 
-from labkit import live
 from labkit.draw import draw
-from labkit.live import Changes, LiveGraph, diff_graphs
+from labkit.ui import live
+from labkit.ui.live import Changes, LiveGraph, diff_graphs
 
 
 def graph() -> nx.Graph:
@@ -159,7 +159,7 @@ def hand_made_changes() -> tuple[list[str], list[str], list[str], list[str]]:
 
 
 def test_highlight_after_ip_link_add_and_del_by_hand():
-    from labkit.sandbox import run_in_sandbox
+    from labkit.kernel.sandbox import run_in_sandbox
 
     added, added_marks, removed, removed_marks = run_in_sandbox(hand_made_changes)
     assert added == ["if:host/tap-a", "if:host/tap-b"]

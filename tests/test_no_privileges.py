@@ -51,7 +51,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from labkit import _libc, jupyter, sandbox
+from labkit import jupyter
+from labkit.kernel import libc, sandbox
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: user 1000 of the user namespace is this uid on the machine
@@ -74,7 +75,7 @@ def _helper(argv: list[str]) -> int:
         try:
             os.close(ready_r)
             os.close(go_w)
-            _libc.unshare(_libc.CLONE_NEWUSER)
+            libc.unshare(libc.CLONE_NEWUSER)
             os.write(ready_w, b"1")
             if os.read(go_r, 1) != b"1":
                 os._exit(125)
@@ -85,7 +86,7 @@ def _helper(argv: list[str]) -> int:
                 f.write("0")
             os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
             os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)  # every capability goes
-            _libc.set_parent_death_signal(signal.SIGKILL)
+            libc.set_parent_death_signal(signal.SIGKILL)
             if os.getppid() != parent:
                 os._exit(125)
             os.execvp(argv[0], argv)
@@ -238,7 +239,7 @@ def python(home: str, code: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def paragraph(home: str) -> str:
     """What labkit says there, as the Python API gets it from :func:`why_not`."""
-    proc = python(home, "from labkit.sandbox import why_not; print(why_not())")
+    proc = python(home, "from labkit.kernel.sandbox import why_not; print(why_not())")
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 

@@ -9,9 +9,10 @@ import subprocess
 
 import pytest
 
-from labkit import ConfigError, Lab, netlink, services
-from labkit.model import HOST, Service
-from labkit.observe import observe, snapshot
+from labkit import ConfigError, Lab
+from labkit.core.model import HOST, Service
+from labkit.kernel import netns, services
+from labkit.kernel.observe import observe, snapshot
 
 pytestmark = pytest.mark.sandbox
 
@@ -50,7 +51,7 @@ def test_nat_each_step_and_what_the_lan_pc_sees():
     lab.goto("nat:forward")
     assert lab.ping("red", LAN_PC).loss == 0
     assert counter(lab, "POSTROUTING") > 0
-    nl = netlink.get()
+    nl = netns.get()
     nl.call(services.start, nl, Service("lan-pc", 8080))
     seen = lab.http("red", f"http://{LAN_PC}:8080/")
     assert seen.status == 200 and "You came from 192.168.1.2." in seen.body

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from labkit import Lab, Panel
-from labkit.observe import observe
+from labkit.kernel.observe import observe
 
 pytestmark = pytest.mark.sandbox
 

@@ -1,4 +1,4 @@
-"""Reachability from in-process pings (labkit.probe) against the kernel and against `ping`."""
+"""Reachability from in-process pings (labkit.kernel.probe), checked against `ping`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import subprocess
 
 import pytest
 
-from labkit import Lab, netlink, probe, stages
+from labkit import Lab
+from labkit.core import stages
 from labkit.errors import ConfigError
+from labkit.kernel import netns, probe
 
 
 def _ping_binary(lab: Lab, src: str, ip: str) -> bool:
@@ -17,7 +19,7 @@ def _ping_binary(lab: Lab, src: str, ip: str) -> bool:
 
 
 def _neigh_count(ns: str) -> int:
-    nl = netlink.get()
+    nl = netns.get()
     return nl.call(lambda: len(nl.sock(ns).dump("neigh")))
 
 

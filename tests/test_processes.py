@@ -147,7 +147,7 @@ def _sh(command: str) -> None:
 def start_everything(m: dict[str, Any], host_too: bool) -> dict[str, Any]:
     """Inside a sandbox: web apps and sleeps in lab namespaces; check they run."""
     from labkit import Lab
-    from labkit.services import running
+    from labkit.kernel.services import running
 
     os.environ[VAR] = m["mark"]
     lab = Lab(3)
@@ -198,7 +198,7 @@ def scenario(mode: str, shared: str) -> None:
     The marker comes in a file: on the command line, pgrep would find this process.
     """
     from labkit import Lab
-    from labkit.services import running
+    from labkit.kernel.services import running
 
     box = Path(shared)
     m = json.loads((box / "mark.json").read_text())
@@ -222,7 +222,7 @@ def run_scenario(mode: str, m: dict[str, Any], tmp_path: Path) -> None:
     (tmp_path / "mark.json").write_text(json.dumps(m))
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-        "from labkit.sandbox import run_in_sandbox\n"
+        "from labkit.kernel.sandbox import run_in_sandbox\n"
         "import test_processes as t\n"
         f"run_in_sandbox(t.scenario, {mode!r}, {str(tmp_path)!r})\n"
     )
@@ -273,7 +273,7 @@ def test_processes_end_with_the_sandbox(tmp_path, mark):
 
 
 def test_run_in_sandbox_returns_only_when_everything_is_gone(mark):
-    from labkit.sandbox import run_in_sandbox
+    from labkit.kernel.sandbox import run_in_sandbox
 
     assert run_in_sandbox(start_everything, mark, True)["apps"]
     # no waiting: when the call returns, the sandbox's processes are gone already
@@ -296,7 +296,7 @@ def _delete_namespaces_by_hand(m: dict[str, Any]) -> list[str]:
 
 
 def test_processes_in_namespaces_deleted_by_hand_end_with_reset(mark):
-    from labkit.sandbox import run_in_sandbox
+    from labkit.kernel.sandbox import run_in_sandbox
 
     left = run_in_sandbox(_delete_namespaces_by_hand, mark)
     assert [line.split(None, 1)[1] for line in left] == [

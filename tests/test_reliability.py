@@ -11,9 +11,9 @@ import time
 import pytest
 
 from labkit import Lab
-from labkit.model import HOST
-from labkit.observe import snapshot
-from labkit.stages import desired
+from labkit.core.model import HOST
+from labkit.core.stages import desired
+from labkit.kernel.observe import snapshot
 
 #: how many kills (the issue asks for 50; LABKIT_KILL_TRIALS overrides)
 TRIALS = int(os.environ.get("LABKIT_KILL_TRIALS", "50"))

@@ -1,11 +1,11 @@
-"""labkit.rtnl: the encoders and decoders against pyroute2, the socket against the kernel.
+"""labkit.kernel.rtnl: the encoders and decoders against pyroute2, the socket against the kernel.
 
 The first half needs no kernel: every request labkit encodes is decoded by
 pyroute2's own parser next to the same request built by pyroute2's
 ``IPBatch``, and labkit's decoders read messages that pyroute2 built.
 
 The second half runs each test in a fresh sandbox (see ``conftest.py``) and
-compares what :class:`labkit.rtnl.Socket` does and sees with ``ip``.
+compares what :class:`labkit.kernel.rtnl.Socket` does and sees with ``ip``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 
-from labkit import rtnl
+from labkit.kernel import rtnl
 
 REQUEST_ACK = rtnl.F_REQUEST | rtnl.F_ACK
 CREATE = REQUEST_ACK | rtnl.F_CREATE_EXCL  # NLM_F_REQUEST|ACK|CREATE|EXCL = 0x605

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from labkit import Lab, SandboxError
-from labkit.observe import snapshot, to_state
-from labkit.sandbox import run_in_sandbox
+from labkit.kernel.observe import snapshot, to_state
+from labkit.kernel.sandbox import run_in_sandbox
 
 
 def sh(command: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from labkit.sandbox import _child_probe
+from labkit.kernel.sandbox import _child_probe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -60,7 +60,7 @@ def _userns_works_for_nobody() -> bool:
     python = _python_for_nobody()
     if not python:
         return False
-    code = "from labkit.sandbox import why_not; import sys; sys.exit(why_not() is not None)"
+    code = "from labkit.kernel.sandbox import why_not; import sys; sys.exit(why_not() is not None)"
     env = {"PYTHONPATH": ":".join([ROOT, *site.getsitepackages()])}
     return subprocess.run([*NOBODY, python, "-c", code], env=env).returncode == 0
 

@@ -36,9 +36,9 @@ from typing import Any
 
 import networkx as nx
 
-from labkit import netlink, services
+from labkit.core.model import FORWARDING, HOST, MARK, Iface, Route, Rule, Service, State
 from labkit.errors import ConfigError
-from labkit.model import FORWARDING, HOST, MARK, Iface, Route, Rule, Service, State
+from labkit.kernel import netns, services
 
 #: tables labkit reads and writes
 TABLES = ("nat", "filter")
@@ -135,7 +135,7 @@ def parse_rules(text: str, table: str) -> list[dict[str, Any]]:
     return rules
 
 
-def _collect(nl: netlink.Netlink) -> Snapshot:
+def _collect(nl: netns.Netlink) -> Snapshot:
     snap = Snapshot()
     for ns in [HOST, *nl.netns_list()]:
         try:
@@ -164,7 +164,7 @@ def _collect(nl: netlink.Netlink) -> Snapshot:
     return snap
 
 
-def _pair_veths(nl: netlink.Netlink, snap: Snapshot) -> None:
+def _pair_veths(nl: netns.Netlink, snap: Snapshot) -> None:
     """Find the other end of every veth, across namespaces."""
     veths = [
         (ns, link)
@@ -214,11 +214,11 @@ def snapshot() -> Snapshot:
 
     Examples
     --------
-    >>> from labkit.observe import snapshot
+    >>> from labkit.kernel.observe import snapshot
     >>> snapshot().namespaces  # doctest: +SKIP
     ['blue', 'red']
     """
-    nl = netlink.get()
+    nl = netns.get()
     return nl.call(_collect, nl)
 
 
@@ -348,7 +348,7 @@ def observe() -> nx.Graph:
 
     Examples
     --------
-    >>> from labkit.observe import observe
+    >>> from labkit.kernel.observe import observe
     >>> g = observe()  # doctest: +SKIP
     >>> g.nodes["if:red/veth-red"]["addrs"]  # doctest: +SKIP
     ['192.168.15.1/24']

@@ -1,14 +1,14 @@
 """Draw the graph of a sandbox: namespaces as boxes, veth pairs as cables.
 
 :func:`layout` places every drawn node of a graph from
-:func:`labkit.observe.to_graph`; :func:`draw` renders it with matplotlib;
+:func:`labkit.kernel.observe.to_graph`; :func:`draw` renders it with matplotlib;
 :func:`save` writes a PNG. Layout is pure and deterministic: a place
 depends on names, never on the order in which the kernel listed things.
 
 The picture follows the course, drawn as a home network. The host
 namespace is a large grey box in the middle, with its bridges (switch
 shapes) inside. Above it is the outside world every sandbox has (see
-:mod:`labkit.stages`): the home ``router`` with its LAN switch ``br-lan``
+:mod:`labkit.core.stages`): the home ``router`` with its LAN switch ``br-lan``
 inside, the ``lan-pc`` beside it on the LAN side and the ``internet`` (a
 cloud) on the WAN side. Below the host, ``red`` is always on the left and
 ``blue`` on the right; every other namespace sits in rows below (``ns10``,
@@ -72,7 +72,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, PathPatch
 from matplotlib.path import Path
 
-from labkit.model import HOST
+from labkit.core.model import HOST
 
 __all__ = [
     "COMPACT_ABOVE",
@@ -104,7 +104,7 @@ _W, _H = 16.0, 10.0
 _HOST_BOX = (8.0, 8.0, 7.6, 3.6)  # centre x, centre y, width, height
 _FIXED = {"red": (2.3, 3.6), "blue": (_W - 2.3, 3.6)}
 _FIXED_SIZE = (3.2, 1.6)
-# The outside world (labkit.stages.WORLD), above the host: the router right
+# The outside world (labkit.core.stages.WORLD), above the host: the router right
 # above it, the PC on the LAN side (left), the internet on the WAN side (right).
 _WORLD_Y = 12.3
 _WORLD = {
@@ -146,7 +146,7 @@ _WORLD_STYLE = {  # face, edge
 }
 _BRIDGE_FACE, _BRIDGE_LIGHT = "#263238", "#80cbc4"
 _DASH = (0, (3.5, 2.5))
-# What changed since the last picture (see labkit.live): added, removed, changed.
+# What changed since the last picture (see labkit.ui.live): added, removed, changed.
 _ADDED, _REMOVED, _CHANGED = "#2e7d32", "#c62828", "#ef6c00"
 # A packet trace (see labkit.trace): the request's hops, the reply's, NAT.
 _HOP = {"request": "#1565c0", "reply": "#ad1457"}
@@ -563,8 +563,8 @@ def layout(graph: nx.Graph) -> dict[str, Point]:
     Parameters
     ----------
     graph : networkx.Graph
-        A graph from :func:`labkit.observe.to_graph` (nodes ``ns:NAME`` and
-        ``if:NS/NAME``; see :mod:`labkit.observe`).
+        A graph from :func:`labkit.kernel.observe.to_graph` (nodes ``ns:NAME`` and
+        ``if:NS/NAME``; see :mod:`labkit.kernel.observe`).
 
     Returns
     -------
@@ -1711,7 +1711,7 @@ def draw(
     Parameters
     ----------
     graph : networkx.Graph
-        A graph from :func:`labkit.observe.to_graph`.
+        A graph from :func:`labkit.kernel.observe.to_graph`.
     pos : dict, optional
         Positions to use instead of :func:`layout`'s; a namespace moved
         here takes its interfaces along unless they are given too.
@@ -1726,8 +1726,8 @@ def draw(
         A title above the drawing.
     show_routes : bool, default True
         Note the routes through a gateway inside the boxes.
-    changes : labkit.live.Changes, optional
-        What changed since the last picture (:func:`labkit.live.diff_graphs`):
+    changes : labkit.ui.live.Changes, optional
+        What changed since the last picture (:func:`labkit.ui.live.diff_graphs`):
         added namespaces, interfaces and cables are outlined in green,
         changed ones in orange, and removed ones are drawn as red dashed
         ghosts where they were in the last picture; the legend explains
@@ -1775,7 +1775,7 @@ def draw(
 
     Marking what changed since the last picture:
 
-    >>> from labkit.live import diff_graphs
+    >>> from labkit.ui.live import diff_graphs
     >>> old = g.copy()
     >>> g.nodes["if:red/eth0"]["addrs"] = ["10.0.0.9/24"]
     >>> fig = draw(g, changes=diff_graphs(old, g))
@@ -1930,7 +1930,7 @@ def save(graph: nx.Graph, path: str | PathLike[str]) -> None:
     Parameters
     ----------
     graph : networkx.Graph
-        A graph from :func:`labkit.observe.to_graph`.
+        A graph from :func:`labkit.kernel.observe.to_graph`.
     path : str or os.PathLike
         The file to write (150 dpi: 1350 x 1050 pixels).
 

@@ -28,9 +28,9 @@ import struct
 import time
 from collections.abc import Iterable
 
-from labkit import netlink, rtnl
+from labkit.core.model import HOST
 from labkit.errors import ConfigError
-from labkit.model import HOST
+from labkit.kernel import netns, rtnl
 
 #: neighbour entries one batch of probes may create (see the module docstring)
 BUDGET = 256
@@ -122,7 +122,7 @@ class _Unit:
     def cost(self) -> int:
         return 2 * len(self.targets)
 
-    def open(self, nl: netlink.Netlink) -> None:
+    def open(self, nl: netns.Netlink) -> None:
         def make() -> socket.socket:
             return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 
@@ -177,7 +177,7 @@ class _Sandbox:
     """Who has which devices and addresses, and the neighbour entries that
     were there before the probes (read once, when the probes need waves)."""
 
-    def __init__(self, nl: netlink.Netlink) -> None:
+    def __init__(self, nl: netns.Netlink) -> None:
         self.nl = nl
         self.devs: dict[str, list[int]] = {}
         self.addrs: dict[str, list[str]] = {}
@@ -257,7 +257,7 @@ def table_fulls() -> int:
 
 
 def ping_many(
-    nl: netlink.Netlink,
+    nl: netns.Netlink,
     pairs: list[tuple[str, str]],
     timeout: float = 1.0,
     budget: int = BUDGET,
@@ -270,7 +270,7 @@ def ping_many(
 
     Examples
     --------
-    >>> nl = netlink.get()  # doctest: +SKIP
+    >>> nl = netns.get()  # doctest: +SKIP
     >>> nl.call(ping_many, nl, [("red", "192.168.15.2")])  # doctest: +SKIP
     {('red', '192.168.15.2'): True}
     """

@@ -1,6 +1,6 @@
 """The live graph: redraw from the kernel, with what changed highlighted.
 
-:func:`diff_graphs` compares two graphs from :func:`labkit.observe.observe`
+:func:`diff_graphs` compares two graphs from :func:`labkit.kernel.observe.observe`
 (pure: no kernel) and says which nodes and cables were added, removed or
 changed. A :class:`LiveGraph` remembers the last picture it drew; each
 :meth:`LiveGraph.redraw` reads the kernel again, whatever changed it
@@ -16,7 +16,7 @@ places (:func:`labkit.draw.layout` depends on names only).
 Examples
 --------
 >>> import networkx as nx
->>> from labkit.live import diff_graphs
+>>> from labkit.ui.live import diff_graphs
 >>> old, new = nx.Graph(), nx.Graph()
 >>> old.add_node("ns:red", kind="netns", name="red")
 >>> new.add_node("ns:blue", kind="netns", name="blue")
@@ -249,7 +249,7 @@ class LiveGraph:
         Changes(added=frozenset(), ...)
         """
         if graph is None:
-            from labkit import observe, sandbox
+            from labkit.kernel import observe, sandbox
 
             sandbox.require()
             graph = observe.observe()
@@ -324,10 +324,10 @@ def redraw(
 
     Examples
     --------
-    >>> import labkit.live
-    >>> labkit.live.redraw()  # doctest: +SKIP
+    >>> import labkit.ui.live
+    >>> labkit.ui.live.redraw()  # doctest: +SKIP
     <Figure size 900x700 with 1 Axes>
-    >>> labkit.live.redraw(show_macs=True)  # doctest: +SKIP
+    >>> labkit.ui.live.redraw(show_macs=True)  # doctest: +SKIP
     <Figure size 900x700 with 1 Axes>
     """
     for name, value in (
@@ -347,7 +347,7 @@ def _after_cell(always: bool) -> Callable[..., None]:
         try:
             changes = _LIVE.update()
         except LabkitError as err:
-            print(f"labkit.live: no redraw: {err}")
+            print(f"labkit.ui.live: no redraw: {err}")
             return
         if always or changes:
             from IPython.display import display
@@ -376,10 +376,10 @@ def auto(on: bool = True, *, always: bool = False, shell: Any = None) -> bool:
 
     Examples
     --------
-    >>> import labkit.live
-    >>> labkit.live.auto(True)  # doctest: +SKIP
+    >>> import labkit.ui.live
+    >>> labkit.ui.live.auto(True)  # doctest: +SKIP
     True
-    >>> labkit.live.auto(False)  # doctest: +SKIP
+    >>> labkit.ui.live.auto(False)  # doctest: +SKIP
     False
     """
     if shell is None:

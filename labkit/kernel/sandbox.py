@@ -39,8 +39,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from labkit import _libc
 from labkit.errors import SandboxError
+from labkit.kernel import libc
 
 ENV_MARK = "LABKIT_SANDBOX"
 #: set to any value to act as if no sandbox could start (to see the message)
@@ -208,8 +208,8 @@ def inside() -> bool:
 
     Examples
     --------
-    >>> import labkit.sandbox
-    >>> labkit.sandbox.inside() in (True, False)
+    >>> import labkit.kernel.sandbox
+    >>> labkit.kernel.sandbox.inside() in (True, False)
     True
     """
     mark = os.environ.get(ENV_MARK, "")
@@ -240,7 +240,7 @@ def require(outside: str = NOT_INSIDE) -> None:
 
     Examples
     --------
-    >>> from labkit.sandbox import require
+    >>> from labkit.kernel.sandbox import require
     >>> require()  # doctest: +SKIP
     """
     if inside():
@@ -262,7 +262,7 @@ def _child_probe(flags: int) -> int | None:
         os.close(r)
         msg = b""
         try:
-            _libc.unshare(flags)
+            libc.unshare(flags)
         except OSError as err:
             msg = str(err.errno).encode()
         os.write(w, msg)
@@ -279,7 +279,7 @@ def why_not() -> str | None:
 
     Examples
     --------
-    >>> from labkit.sandbox import why_not
+    >>> from labkit.kernel.sandbox import why_not
     >>> why_not() is None or isinstance(why_not(), str)
     True
     """
@@ -296,7 +296,7 @@ def why_not() -> str | None:
             f"its accounts use and set {UID_ENV} to the first of them, or start labkit "
             "on a machine or VM."
         )
-    flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWNET | _libc.CLONE_NEWPID | _libc.CLONE_NEWUSER
+    flags = libc.CLONE_NEWNS | libc.CLONE_NEWNET | libc.CLONE_NEWPID | libc.CLONE_NEWUSER
     failure = _child_probe(flags)
     return None if failure is None else cannot_start(failure)
 
@@ -468,7 +468,7 @@ def _make_reachable(paths: list[str]) -> None:
                         current = target
                         continue
                     fd = os.open(current, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                    _libc.mount("tmpfs", current, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
+                    libc.mount("tmpfs", current, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
                     covered[current] = (fd, set())
                 fd, names = covered[current]
                 if name not in names:
@@ -477,7 +477,7 @@ def _make_reachable(paths: list[str]) -> None:
                         os.mkdir(target)
                     else:
                         open(target, "w").close()
-                    _libc.mount(source, target, None, _libc.MS_BIND | _libc.MS_REC)
+                    libc.mount(source, target, None, libc.MS_BIND | libc.MS_REC)
                     names.add(name)
                 current = target
     finally:
@@ -494,17 +494,17 @@ def _private_files(uid: int, gid: int) -> None:
     to see what lies beneath. ``uid``/``gid`` own what the learner writes
     (in this namespace's terms).
     """
-    _libc.mount(None, "/", None, _libc.MS_REC | _libc.MS_PRIVATE)
+    libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
     try:
         # A /proc of the new PID namespace: ps, pgrep and kill see and
         # name the sandbox's processes only.
-        _libc.mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+        libc.mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     except OSError:
         pass  # keep the machine's /proc (a container may mask parts of it)
     if not sysfs_mounted():
         # In a user namespace the kernel mounts a sysfs only where one is
         # visible already; as root, give the sandbox one.
-        _libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+        libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     if uid != 0:  # root started it: the learner is another user than the files' owner
         try:
             _make_reachable(_needed_paths())
@@ -512,16 +512,16 @@ def _private_files(uid: int, gid: int) -> None:
             pass  # what stays out of reach fails inside, with its own message
     owner = f"uid={uid},gid={gid}"
     # /run is the sandbox's own: the machine's sockets and named namespaces stay outside.
-    _libc.mount("tmpfs", "/run", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
+    libc.mount("tmpfs", "/run", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
     os.mkdir(NETNS_DIR)
-    _libc.mount("tmpfs", NETNS_DIR, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0755,{owner}")
+    libc.mount("tmpfs", NETNS_DIR, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0755,{owner}")
     try:
-        _libc.mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777")
+        libc.mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777")
     except OSError:
         pass
     top = os.path.dirname(BIN_DIR)
     os.mkdir(top)
-    _libc.mount("tmpfs", top, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0755,{owner}")
+    libc.mount("tmpfs", top, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0755,{owner}")
     os.makedirs(BIN_DIR)
     for name, text in _bins():
         _write(os.path.join(BIN_DIR, name), text)
@@ -533,7 +533,7 @@ def _private_files(uid: int, gid: int) -> None:
     resolv = os.path.join(top, "resolv.conf")
     _write(resolv, "# labkit sandbox: no name server here\nnameserver 127.0.0.1\n")
     try:
-        _libc.mount(resolv, "/etc/resolv.conf", None, _libc.MS_BIND)
+        libc.mount(resolv, "/etc/resolv.conf", None, libc.MS_BIND)
     except OSError:
         pass
 
@@ -562,16 +562,16 @@ def _learner_namespaces() -> None:
     every mount and the hostname made before are locked for it.
     """
     _be_root()
-    _libc.set_dumpable(True)  # so that the helper's /proc files are ours to write
-    _libc.unshare(_libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC)
+    libc.set_dumpable(True)  # so that the helper's /proc files are ours to write
+    libc.unshare(libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC)
     to_helper_r, to_helper_w = os.pipe()
     from_helper_r, from_helper_w = os.pipe()
     helper = os.fork()
     if helper == 0:  # pragma: no cover - runs in the helper
         try:
-            _libc.unshare(_libc.CLONE_NEWUSER)
+            libc.unshare(libc.CLONE_NEWUSER)
             _sync(to_helper_r, from_helper_w)
-            _libc.unshare(_libc.CLONE_NEWNET)
+            libc.unshare(libc.CLONE_NEWNET)
             _sync(to_helper_r, from_helper_w)
         finally:
             os._exit(0)
@@ -580,14 +580,14 @@ def _learner_namespaces() -> None:
         _write(f"/proc/{helper}/uid_map", "0 0 1")
         _write(f"/proc/{helper}/gid_map", "0 0 1")
         _sync(from_helper_r, to_helper_w)
-        for kind, flag in (("net", _libc.CLONE_NEWNET), ("user", _libc.CLONE_NEWUSER)):
+        for kind, flag in (("net", libc.CLONE_NEWNET), ("user", libc.CLONE_NEWUSER)):
             fd = os.open(f"/proc/{helper}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 if kind == "user":
                     # sysfs of the host's network, and its name: set up from above
-                    _libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
-                    _libc.sethostname(HOSTNAME)
-                _libc.setns(fd, flag)
+                    libc.mount("sysfs", "/sys", "sysfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+                    libc.sethostname(HOSTNAME)
+                libc.setns(fd, flag)
             finally:
                 os.close(fd)
     finally:
@@ -596,7 +596,7 @@ def _learner_namespaces() -> None:
         for fd in (to_helper_r, to_helper_w, from_helper_r, from_helper_w):
             os.close(fd)
     _be_root()
-    _libc.unshare(_libc.CLONE_NEWNS)
+    libc.unshare(libc.CLONE_NEWNS)
 
 
 def _set_up(ifname: str) -> None:
@@ -698,7 +698,7 @@ def wait_child(pid: int) -> int:
 
 
 def _die_with_parent(life_r: int) -> None:
-    _libc.set_parent_death_signal(signal.SIGKILL)
+    libc.set_parent_death_signal(signal.SIGKILL)
     os.set_blocking(life_r, False)
     try:
         if os.read(life_r, 1) == b"":  # the parent is gone already
@@ -734,11 +734,11 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
     as text, for the caller to raise.
     """
     outer = _netns_inode()
-    flags = _libc.CLONE_NEWPID
+    flags = libc.CLONE_NEWPID
     if uid != 0:
-        flags |= _libc.CLONE_NEWUSER
+        flags |= libc.CLONE_NEWUSER
     try:
-        _libc.unshare(flags)
+        libc.unshare(flags)
     except OSError as err:
         os.write(report_w, f"{_REFUSED}{err.errno}".encode())
         os._exit(1)
@@ -758,9 +758,9 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
         _exit_like(_wait(reaper))
     # PID 1 of the sandbox
     os.close(life_w)
-    _libc.set_dumpable(False)  # nothing inside may read or trace it
+    libc.set_dumpable(False)  # nothing inside may read or trace it
     _die_with_parent(life_r)
-    _libc.unshare(_libc.CLONE_NEWNS)
+    libc.unshare(libc.CLONE_NEWNS)
     _private_files(inner_uid, inner_gid)
     mapped_r, mapped_w = os.pipe()
     asked_r, asked_w = os.pipe()
@@ -784,14 +784,14 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
     os.close(life_r)
     os.close(mapped_w)
     os.close(asked_r)
-    _libc.set_parent_death_signal(signal.SIGKILL)
-    _libc.set_dumpable(True)  # PID 1 may write our /proc/PID/uid_map (it is not, on purpose)
+    libc.set_parent_death_signal(signal.SIGKILL)
+    libc.set_dumpable(True)  # PID 1 may write our /proc/PID/uid_map (it is not, on purpose)
     if uid == 0:
         try:
             os.setgroups([])  # root's groups stay outside
         except PermissionError:
             pass  # in a sandbox started by a user: it has none to shed
-    _libc.unshare(_libc.CLONE_NEWUSER)
+    libc.unshare(libc.CLONE_NEWUSER)
     _sync(mapped_r, asked_w)
     os.close(mapped_r)
     os.close(asked_w)
@@ -808,20 +808,20 @@ def enter(world: bool = True, kind: str = "shell", label: str = "") -> None:
     forwards signals, exits with the worker's status, and lists the lab
     for ``labkit shell --list`` meanwhile. When the supervisor dies, the
     kernel ends every process of the sandbox. With ``world``, the outside
-    world (LAN, router, internet; see :mod:`labkit.stages`) is built.
+    world (LAN, router, internet; see :mod:`labkit.core.stages`) is built.
 
     ``kind`` and ``label`` say what the lab belongs to (``"kernel"`` and
-    the notebook's path, for example) in :mod:`labkit.labs`. File
+    the notebook's path, for example) in :mod:`labkit.kernel.labs`. File
     descriptors that are inheritable stay open in the worker.
 
     Examples
     --------
     >>> import subprocess
-    >>> from labkit.sandbox import enter
+    >>> from labkit.kernel.sandbox import enter
     >>> enter()  # doctest: +SKIP
     >>> subprocess.run(["ip", "netns", "add", "red"], check=True)  # doctest: +SKIP
     """
-    from labkit import labs, modules
+    from labkit.kernel import labs, modules
 
     if os.environ.get(DISABLE):
         raise SandboxError(_DISABLED)
@@ -872,7 +872,7 @@ def _supervise(starter: int, registry: Any, kind: str, label: str) -> None:
     """The supervisor's life: list the lab, wait, forward signals, exit like the worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker gets it from the tty
     _forward(_FORWARDED, starter)
-    _libc.set_dumpable(False)
+    libc.set_dumpable(False)
     entry = None
     if registry:
         try:
@@ -906,7 +906,7 @@ def build_world() -> None:
 
 
 def joined(outer: int, inner: int) -> None:
-    """Finish joining a running sandbox (see :func:`labkit.labs.join`): its environment.
+    """Finish joining a running sandbox (see :func:`labkit.kernel.labs.join`): its environment.
 
     Examples
     --------
@@ -925,7 +925,7 @@ def run_in_sandbox(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     Examples
     --------
     >>> import subprocess
-    >>> from labkit.sandbox import run_in_sandbox
+    >>> from labkit.kernel.sandbox import run_in_sandbox
     >>> def netns_list():
     ...     subprocess.run(["ip", "netns", "add", "red"], check=True)
     ...     return subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout

@@ -4,7 +4,7 @@ labkit talks to the kernel's routing netlink (the protocol behind ``ip``)
 through :class:`Socket`, a plain ``AF_NETLINK`` socket. A socket belongs to
 the network namespace of the thread that opened it, so one socket per
 namespace reaches every namespace from one process (see
-:mod:`labkit.netlink`).
+:mod:`labkit.kernel.netns`).
 
 Why not pyroute2's ``IPRoute`` for this: measured on a 2-core machine,
 pyroute2 0.9 takes about 0.3 ms to decode one link message and 0.4 to
@@ -366,7 +366,7 @@ _INFO_ATTRS = frozenset({IFLA_INFO_KIND})
 
 
 def parse_link(data: bytes, off: int, end: int) -> dict[str, Any]:
-    """A link message as a plain dict (see :mod:`labkit.observe`).
+    """A link message as a plain dict (see :mod:`labkit.kernel.observe`).
 
     Examples
     --------

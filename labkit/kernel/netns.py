@@ -3,7 +3,7 @@
 All netlink work goes to a single worker thread (a Jupyter cell's thread
 runs an asyncio loop; blocking it is no good either). That thread lives in
 the sandbox's host network namespace; for another namespace it opens a
-netlink socket *there* (``setns`` in, :class:`labkit.rtnl.Socket`,
+netlink socket *there* (``setns`` in, :class:`labkit.kernel.rtnl.Socket`,
 ``setns`` back: no fork). Namespaces are created the same way, without
 forking ``ip``: the thread ``unshare``\\ s a new network namespace and
 bind-mounts it at ``/run/netns/NAME``, exactly as ``ip netns add`` does.
@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from labkit import _libc, rtnl
+from labkit.core.model import HOST
 from labkit.errors import ConfigError, KernelError
-from labkit.model import HOST
-from labkit.sandbox import NETNS_DIR
+from labkit.kernel import libc, rtnl
+from labkit.kernel.sandbox import NETNS_DIR
 
 _T = TypeVar("_T")
 #: from this many namespaces on, deleting swaps /run/netns instead of
@@ -42,8 +42,8 @@ class Netlink:
 
     Examples
     --------
-    >>> from labkit import netlink
-    >>> nl = netlink.get()  # doctest: +SKIP
+    >>> from labkit.kernel import netns
+    >>> nl = netns.get()  # doctest: +SKIP
     >>> nl.call(nl.netns_list)  # doctest: +SKIP
     ['blue', 'red']
     """
@@ -56,7 +56,7 @@ class Netlink:
         self._thread: threading.Thread | None = None
 
     def _enter_host(self) -> None:
-        _libc.setns(self._host_fd, _libc.CLONE_NEWNET)
+        libc.setns(self._host_fd, libc.CLONE_NEWNET)
         self._thread = threading.current_thread()
 
     def call(self, fn: Callable[..., _T], *args: Any) -> _T:
@@ -118,15 +118,15 @@ class Netlink:
         except FileExistsError:
             raise KernelError(f"ip netns add {name}: namespace {name!r} exists already") from None
         try:
-            _libc.unshare(_libc.CLONE_NEWNET)
+            libc.unshare(libc.CLONE_NEWNET)
             try:
-                _libc.mount("/proc/thread-self/ns/net", path, None, _libc.MS_BIND)
+                libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
                 # A new namespace may copy the machine's forwarding setting;
                 # labkit's namespaces start from "does not forward".
                 with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
                     f.write("0")
             finally:
-                _libc.setns(self._host_fd, _libc.CLONE_NEWNET)
+                libc.setns(self._host_fd, libc.CLONE_NEWNET)
         except OSError as err:
             os.unlink(path)
             raise KernelError(f"ip netns add {name}: {err.strerror}") from None
@@ -233,7 +233,7 @@ class Netlink:
     def _unmount(self, name: str) -> None:
         path = os.path.join(NETNS_DIR, name)
         try:
-            _libc.umount(path)
+            libc.umount(path)
         except OSError as err:
             if err.errno not in (errno.EINVAL, errno.ENOENT):
                 raise KernelError(f"ip netns delete {name}: {err.strerror}") from None
@@ -252,15 +252,15 @@ class Netlink:
         fds = {name: self.ns_fd(name) for name in keep}
         try:
             try:
-                _libc.umount(NETNS_DIR)
+                libc.umount(NETNS_DIR)
             except OSError:
                 return False
-            _libc.mount("tmpfs", NETNS_DIR, "tmpfs", 0, "mode=0755")
-            _libc.mount(None, NETNS_DIR, None, _libc.MS_SHARED)
+            libc.mount("tmpfs", NETNS_DIR, "tmpfs", 0, "mode=0755")
+            libc.mount(None, NETNS_DIR, None, libc.MS_SHARED)
             for name, fd in fds.items():
                 path = os.path.join(NETNS_DIR, name)
                 os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-                _libc.mount(f"/proc/self/fd/{fd}", path, None, _libc.MS_BIND)
+                libc.mount(f"/proc/self/fd/{fd}", path, None, libc.MS_BIND)
             return True
         finally:
             for fd in fds.values():
@@ -316,11 +316,11 @@ class Netlink:
             return fn()
         fd = self.ns_fd(ns)
         try:
-            _libc.setns(fd, _libc.CLONE_NEWNET)
+            libc.setns(fd, libc.CLONE_NEWNET)
             try:
                 return fn()
             finally:
-                _libc.setns(self._host_fd, _libc.CLONE_NEWNET)
+                libc.setns(self._host_fd, libc.CLONE_NEWNET)
         finally:
             os.close(fd)
 
@@ -380,7 +380,7 @@ class Netlink:
     def dump(self, ns: str) -> dict[str, list[dict[str, Any]]]:
         """Links, IPv4 addresses, main-table IPv4 routes and neighbours of ``ns``.
 
-        Plain dicts (see :mod:`labkit.rtnl`); routes and neighbours name
+        Plain dicts (see :mod:`labkit.kernel.rtnl`); routes and neighbours name
         their device (``dev``).
 
         Examples
@@ -444,7 +444,7 @@ def kill_strays(keep: set[int]) -> int:
     >>> kill_strays({os.stat("/proc/self/ns/net").st_ino}) >= 0  # doctest: +SKIP
     True
     """
-    from labkit.sandbox import ENV_MARK
+    from labkit.kernel.sandbox import ENV_MARK
 
     outer = os.environ.get(ENV_MARK, "").partition(":")[0]
     if not outer.isdigit():
@@ -471,9 +471,9 @@ def get() -> Netlink:
 
     Examples
     --------
-    >>> from labkit import netlink
-    >>> netlink.get()  # doctest: +SKIP
-    <labkit.netlink.Netlink object at ...>
+    >>> from labkit.kernel import netns
+    >>> netns.get()  # doctest: +SKIP
+    <labkit.kernel.netns.Netlink object at ...>
     """
     global _instance
     with _lock:

@@ -4,7 +4,7 @@ Each :class:`Stage` is a list of :class:`Step`; each step is a list of
 iproute2 commands, in the tutorial's order, with the tutorial's errata
 fixed (and the fix in a step of its own, so the failure can be shown
 first). The state a stage should reach is *derived* from these commands by
-:func:`labkit.model.simulate`, so the plan a learner reads and what labkit
+:func:`labkit.core.model.simulate`, so the plan a learner reads and what labkit
 builds cannot drift apart.
 
 Names and addresses:
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 
+from labkit.core.model import FORWARDING, HOST, IfKey, Route, Rule, Service, State, apply, simulate
 from labkit.errors import ConfigError
-from labkit.model import FORWARDING, HOST, IfKey, Route, Rule, Service, State, apply, simulate
 
 SUBNET = "192.168.15"
 PREFIX = 24

@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 
-from labkit import netlink
+from labkit.core.model import HOST, Service
 from labkit.errors import KernelError
-from labkit.model import HOST, Service
+from labkit.kernel import netns
 
 _LISTEN = "0A"
 
@@ -56,7 +56,7 @@ def running(namespaces: list[str]) -> list[dict[str, int | str]]:
 
 
 def _netns_path(ns: str) -> str:
-    return "/proc/thread-self/ns/net" if ns == HOST else f"{netlink.NETNS_DIR}/{ns}"
+    return "/proc/thread-self/ns/net" if ns == HOST else f"{netns.NETNS_DIR}/{ns}"
 
 
 def find(svc: Service) -> list[int]:
@@ -106,14 +106,14 @@ def listening(pid: int, port: int) -> bool:
     return port in listening_ports(f"/proc/{pid}/net")
 
 
-def start(nl: netlink.Netlink, svc: Service, timeout: float = 10.0) -> int:
+def start(nl: netns.Netlink, svc: Service, timeout: float = 10.0) -> int:
     """Start the web app of ``svc`` and wait until it listens; return its PID.
 
     Runs on the netlink thread (``nl``), which enters the namespace to fork.
 
     Examples
     --------
-    >>> nl = netlink.get()  # doctest: +SKIP
+    >>> nl = netns.get()  # doctest: +SKIP
     >>> nl.call(start, nl, Service("blue", 80))  # doctest: +SKIP
     4242
     """

@@ -2,7 +2,7 @@
 
 :class:`Panel` is made of ipywidgets: a stage stepper (Back, Next, Reset
 and a drop-down of every stage and step), the live graph with what changed
-since the last picture marked (:mod:`labkit.live`) and toggles for
+since the last picture marked (:mod:`labkit.ui.live`) and toggles for
 addresses, MACs and routes, "ping from A to B" and "HTTP from A to URL",
 tables of routes, ARP entries and NAT counters, a progress bar and a
 status line (``stage: veth``).
@@ -34,9 +34,9 @@ from typing import Any
 import ipywidgets as w
 import networkx as nx
 
+from labkit.core.model import HOST
 from labkit.errors import LabkitError
-from labkit.live import LiveGraph
-from labkit.model import HOST
+from labkit.ui.live import LiveGraph
 
 __all__ = ["Panel"]
 
@@ -225,7 +225,7 @@ class Panel:
         return [HOST, *lab, *others, *_WORLD]
 
     def _lab_names(self) -> list[tuple[str, str]]:
-        from labkit import stages
+        from labkit.core import stages
 
         return stages.namespaces(self.lab.count)
 
@@ -377,7 +377,7 @@ class Panel:
         >>> panel.go("veth"); panel.wait(); panel.stage  # doctest: +SKIP
         'veth'
         """
-        from labkit import stages
+        from labkit.core import stages
 
         if target != "reset":
             stages.find(target, self.lab.count)  # a clear error now, not in the worker

@@ -1,9 +1,9 @@
 """From the state the kernel has to the state a stage wants.
 
-:func:`diff` is pure: it compares an observed :class:`~labkit.model.State`
+:func:`diff` is pure: it compares an observed :class:`~labkit.core.model.State`
 with a desired one and returns the :class:`Op` list that turns the first
 into the second, each with the shell command it stands for. It only
-touches what the lab owns (:func:`labkit.stages.owned`); something made by
+touches what the lab owns (:func:`labkit.core.stages.owned`); something made by
 hand that stands in the way raises :class:`~labkit.errors.ConflictError`
 before anything changes. :func:`run` carries the ops out over netlink,
 treating "already there" and "already gone" as success, so every op can
@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from labkit import netlink, rtnl, services
+from labkit.core.model import HOST, MARK, Iface, IfKey, Route, Rule, Service, State
+from labkit.core.stages import Ownership
 from labkit.errors import ConflictError, KernelError
-from labkit.model import HOST, MARK, Iface, IfKey, Route, Rule, Service, State
-from labkit.stages import Ownership
+from labkit.kernel import netns, rtnl, services
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def conflicts(observed: State, want: State, own: Ownership) -> list[str]:
 
     Examples
     --------
-    >>> from labkit.stages import desired, owned
+    >>> from labkit.core.stages import desired, owned
     >>> obs = State({"red"}, {("red", "dummy0"): Iface("red", "dummy0", "dummy",
     ...     addrs=frozenset({"192.168.15.2/24"}))})
     >>> conflicts(obs, desired("veth"), owned(2))[0].split(":")[0]
@@ -137,7 +137,7 @@ def diff(
 
     Examples
     --------
-    >>> from labkit.stages import desired, owned
+    >>> from labkit.core.stages import desired, owned
     >>> own = owned(2)
     >>> ops = diff(desired("reset"), desired("netns"), own, set(own.routes))
     >>> [c for op in ops for c in op.commands]
@@ -246,7 +246,7 @@ _NETLINK = {
 }
 
 
-def _apply(nl: netlink.Netlink, op: Op) -> None:
+def _apply(nl: netns.Netlink, op: Op) -> None:
     kind, args = op.kind, op.args
     if kind == "sysctl":
         nl.write_sysctl(*args)
@@ -264,7 +264,7 @@ class _Indexes(dict):
     """Interface name -> ifindex per namespace, read once (one dump) and kept
     until links are added or deleted."""
 
-    def __init__(self, nl: netlink.Netlink) -> None:
+    def __init__(self, nl: netns.Netlink) -> None:
         super().__init__()
         self.nl = nl
 
@@ -280,7 +280,7 @@ class _Indexes(dict):
             raise KernelError(f"no interface {name!r} in {where}") from None
 
 
-def _encode(nl: netlink.Netlink, op: Op, idx: _Indexes, fds: dict[str, int]) -> bytes | None:
+def _encode(nl: netns.Netlink, op: Op, idx: _Indexes, fds: dict[str, int]) -> bytes | None:
     """The rtnetlink request for ``op`` (None: nothing to do)."""
     kind, args = op.kind, op.args
     if kind in ("route_add", "route_del"):
@@ -311,7 +311,7 @@ def _encode(nl: netlink.Netlink, op: Op, idx: _Indexes, fds: dict[str, int]) -> 
 
 
 def _requests(
-    nl: netlink.Netlink, ops: list[Op], idx: _Indexes, tick: Callable[[int], None] | None = None
+    nl: netns.Netlink, ops: list[Op], idx: _Indexes, tick: Callable[[int], None] | None = None
 ) -> None:
     """Carry out netlink ops of one kind: one batch of requests per namespace.
 
@@ -338,7 +338,7 @@ def _requests(
                 if code in _GONE and not adding:
                     continue
                 err = rtnl.NetlinkError(code, detail)
-                raise netlink.translate(err, "; ".join(op.commands))
+                raise netns.translate(err, "; ".join(op.commands))
             if again:
                 # deleting and adding an address again makes the kernel
                 # restore the route to its network
@@ -358,7 +358,7 @@ def _requests(
 
 
 def _run_all(
-    nl: netlink.Netlink, ops: list[Op], progress: Callable[[int, int], None] | None = None
+    nl: netns.Netlink, ops: list[Op], progress: Callable[[int, int], None] | None = None
 ) -> None:
     idx = _Indexes(nl)
     done = 0
@@ -398,7 +398,7 @@ def _run_all(
                 tick(1)
 
 
-def _iptables(nl: netlink.Netlink, rule: Rule, verb: str, marked: bool, op: Op) -> None:
+def _iptables(nl: netns.Netlink, rule: Rule, verb: str, marked: bool, op: Op) -> None:
     words = rule.command(verb, MARK if marked else None).split()
     argv = ["iptables", "-w", *words[words.index("iptables") + 1 :]]
     proc = nl.run_in(rule.ns, argv)
@@ -421,8 +421,8 @@ def run(ops: list[Op], progress: Callable[[int, int], None] | None = None) -> No
 
     Examples
     --------
-    >>> from labkit.reconcile import run, make_op
+    >>> from labkit.kernel.apply import run, make_op
     >>> run([make_op("netns_add", "red")])  # doctest: +SKIP
     """
-    nl = netlink.get()
+    nl = netns.get()
     nl.call(_run_all, nl, ops, progress)

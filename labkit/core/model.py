@@ -2,7 +2,7 @@
 
 A :class:`State` is what labkit compares: namespaces, interfaces (kind,
 veth peer, bridge master, up or down, IPv4 addresses) and static routes.
-It is built two ways: by :mod:`labkit.observe` from the live kernel, and
+It is built two ways: by :mod:`labkit.kernel.observe` from the live kernel, and
 by :func:`simulate` from a list of shell commands (the tutorial's). No
 netlink here: this module is pure and fast to test.
 

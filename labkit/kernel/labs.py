@@ -24,8 +24,8 @@ import stat
 import time
 from dataclasses import dataclass
 
-from labkit import _libc
 from labkit.errors import ConfigError, SandboxError
+from labkit.kernel import libc
 
 #: what --auto joins: the most recently started lab of this kind
 KERNEL = "kernel"
@@ -266,12 +266,12 @@ def latest(kind: str = KERNEL) -> Entry | None:
 
 
 _NAMESPACES = (
-    ("pid", _libc.CLONE_NEWPID),
-    ("uts", _libc.CLONE_NEWUTS),
-    ("ipc", _libc.CLONE_NEWIPC),
-    ("net", _libc.CLONE_NEWNET),
-    ("user", _libc.CLONE_NEWUSER),
-    ("mnt", _libc.CLONE_NEWNS),
+    ("pid", libc.CLONE_NEWPID),
+    ("uts", libc.CLONE_NEWUTS),
+    ("ipc", libc.CLONE_NEWIPC),
+    ("net", libc.CLONE_NEWNET),
+    ("user", libc.CLONE_NEWUSER),
+    ("mnt", libc.CLONE_NEWNS),
 )
 
 
@@ -308,7 +308,7 @@ def join(entry: Entry) -> None:
     --------
     >>> join(latest())  # doctest: +SKIP
     """
-    from labkit import sandbox
+    from labkit.kernel import sandbox
 
     outer = os.stat("/proc/self/ns/net").st_ino
     fds = []
@@ -329,11 +329,11 @@ def join(entry: Entry) -> None:
             top = _topmost_user_ns(fds[4])
             if top is not None:
                 try:
-                    _libc.setns(top, _libc.CLONE_NEWUSER)
+                    libc.setns(top, libc.CLONE_NEWUSER)
                 finally:
                     os.close(top)
         for fd, (kind, flag) in zip(fds, _NAMESPACES, strict=True):
-            _libc.setns(fd, flag)
+            libc.setns(fd, flag)
             if kind == "user":
                 os.setresgid(0, 0, 0)
                 os.setresuid(0, 0, 0)
@@ -367,7 +367,7 @@ def spawn_joined(entry: Entry, argv: list[str], cwd: str | None = None) -> int:
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
-    from labkit import sandbox
+    from labkit.kernel import sandbox
 
     return sandbox.wait_child(pid)
 
