@@ -96,7 +96,7 @@ OWNED_EDITS = [
     "ip netns del ns10",
     "ip netns del lan-pc",
     # not `ip netns del blue` or `... internet`: their web apps keep the namespace
-    # alive, nameless, which labkit mishandles (see the xfails at the end)
+    # alive, nameless (see the tests of that case at the end)
     # addresses added or removed on labkit's links
     "ip -n red addr add 10.9.9.9/24 dev veth-red",
     "ip -n blue addr add 192.168.15.77/24 dev veth-blue",
@@ -421,18 +421,6 @@ def test_reset_brings_the_hosts_loopback_back_up():
     assert not problems, "\n".join(problems)
 
 
-NAMELESS_BUG = (
-    "labkit bug: `ip netns del internet` while the internet's web app runs leaves the "
-    "namespace alive but nameless, with router/wan0's peer in it. (1) observe pairs "
-    "router/wan0 (index 5, peer index 2) with blue/veth-blue (index 2, peer index 5): "
-    "_pair_veths accepts a single (index, peer index) candidate without checking the "
-    "nsid, so the graph has a veth edge wan0 -- veth-blue; (2) goto('internet') deletes "
-    "and re-creates wan0, which takes the router's default route with it, but the diff "
-    "had counted that route as present: the router has no default route until a second "
-    "goto (red cannot ping 203.0.113.8)"
-)
-
-
 def test_a_veth_whose_peer_namespace_is_nameless_has_no_peer_in_the_graph():
     Lab().goto("internet")
     assert sh("ip netns del internet").returncode == 0
@@ -441,11 +429,11 @@ def test_a_veth_whose_peer_namespace_is_nameless_has_no_peer_in_the_graph():
     assert [n for n in g["if:blue/veth-blue"] if n.startswith("if:")] == ["if:host/veth-blue-br"]
 
 
-@pytest.mark.parametrize(
-    "ns",
-    ["blue", pytest.param("internet", marks=pytest.mark.xfail(strict=True, reason=NAMELESS_BUG))],
-)
+@pytest.mark.parametrize("ns", ["blue", "internet"])
 def test_goto_converges_after_a_namespace_with_a_web_app_is_deleted(ns):
+    """The web app keeps the deleted namespace alive, nameless, with the peer of
+    router/wan0 (internet) or host/veth-blue-br (blue) in it: goto re-creates that
+    cable, and with it the routes the old one took away (the router's default)."""
     refs = References()
     clean = refs.clean("portforward", 2)
     Lab().goto("portforward")

@@ -201,10 +201,6 @@ class CommandError(ValueError):
     """A command the simulator does not understand or that cannot apply."""
 
 
-def _net(ns: str | None) -> str:
-    return ns or HOST
-
-
 def _cidr(text: str) -> str:
     try:
         return str(ipaddress.ip_interface(text))
@@ -288,7 +284,42 @@ def _ip(state: State, ns: str, args: list[str], cmd: str) -> None:
         raise CommandError(f"unsupported: {cmd}")
 
 
+def routes_through(state: State, key: IfKey) -> set[Route]:
+    """The routes that go when the link ``key`` is deleted (a veth's peer too).
+
+    A route goes with the link its gateway is reached through: a gateway in
+    the network of one of the link's addresses (or of its veth peer's, for
+    routes of the peer's namespace). Deleting a link takes these routes out
+    of the kernel, though nothing asked for them to go.
+
+    Examples
+    --------
+    >>> s = simulate([
+    ...     "ip netns add router", "ip netns add internet",
+    ...     "ip -n internet link add eth0 type veth peer name wan0 netns router",
+    ...     "ip -n router addr add 198.51.100.2/24 dev wan0",
+    ...     "ip -n router route add default via 198.51.100.1",
+    ... ])
+    >>> sorted(routes_through(s, ("internet", "eth0")))
+    [Route(ns='router', dst='default', via='198.51.100.1')]
+    """
+    iface = state.ifaces.get(key)
+    if iface is None:
+        return set()
+    ends = [iface]
+    if iface.peer and iface.peer in state.ifaces:
+        ends.append(state.ifaces[iface.peer])
+    out = set()
+    for end in ends:
+        nets = [ipaddress.ip_interface(cidr).network for cidr in end.addrs]
+        for route in state.routes:
+            if route.ns == end.ns and any(ipaddress.ip_address(route.via) in n for n in nets):
+                out.add(route)
+    return out
+
+
 def _drop(state: State, iface: Iface) -> None:
+    state.routes -= routes_through(state, iface.key)
     state.ifaces.pop(iface.key, None)
     if iface.peer:
         state.ifaces.pop(iface.peer, None)

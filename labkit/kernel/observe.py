@@ -204,7 +204,13 @@ def _pair_veths(nl: netns.Netlink, snap: Snapshot) -> None:
                 os.close(fd)
         ids[ns] = dict(zip(names, got, strict=False))
     for ns, link, candidates in found:
-        sure = [c for c in candidates if ids.get(ns, {}).get(c) == link["peer_nsid"]]
+        # a peer in a namespace without a name (kept alive by a process) has
+        # no candidate with its id: the veth stays without a peer
+        sure = [
+            c
+            for c in candidates
+            if link["peer_nsid"] >= 0 and ids.get(ns, {}).get(c) == link["peer_nsid"]
+        ]
         if len(sure) == 1:
             snap.peers[(ns, link["index"])] = (sure[0], link["peer_index"])
 
