@@ -10,15 +10,16 @@ target S and compares the observed graph with that of a clean build of S.
 What "the same graph" must mean follows from the design of
 :func:`labkit.kernel.apply.diff`: ``goto`` changes only what the lab *owns*
 (its namespaces, the interfaces its stages make, the routes in its
-namespaces, its marked firewall rules, its web apps, forwarding) and keeps
-what a learner made that labkit did not (an unmarked rule, a dummy link, an
-extra namespace, a closed chain policy). So there are two properties:
+namespaces, its marked firewall rules, its web apps, forwarding, the policies
+of the host's and the router's chains) and keeps what a learner made that
+labkit did not (an unmarked rule, a dummy link, an extra namespace). So there
+are two properties:
 
 * :func:`test_goto_alone_converges_after_edits_to_what_labkit_owns`: the
   edits touch only owned things (delete or unplug a link, add or flush an
   address, delete or add a route in a lab or world namespace, set a link
-  down, flush the nat table, turn forwarding off or on, kill a web app,
-  delete a namespace). ``goto(S)`` alone must give exactly the clean graph,
+  down, flush the nat table, turn forwarding off or on, close a chain, kill a
+  web app, delete a namespace). ``goto(S)`` alone must give exactly the clean graph,
   and a second ``goto(S)`` must have nothing to do.
 * :func:`test_reset_then_goto_converges_after_any_edit`: the edits also
   include things labkit does not own. ``goto`` must still succeed in the
@@ -121,6 +122,9 @@ OWNED_EDITS = [
     "sysctl -w net.ipv4.ip_forward=0",
     "sysctl -w net.ipv4.ip_forward=1",
     "ip netns exec router sysctl -w net.ipv4.ip_forward=0",
+    # chain policies are part of a stage's state (every stage has them open)
+    "iptables -P FORWARD DROP",
+    "ip netns exec router iptables -P INPUT DROP",
     "pkill -f '[l]abkit.webapp --name blue'",
     "pkill -f '[l]abkit.webapp --name internet'",
 ]
@@ -133,8 +137,6 @@ FOREIGN_EDITS = [
     "iptables -C FORWARD -s 10.1.0.0/16 -j DROP || iptables -A FORWARD -s 10.1.0.0/16 -j DROP",
     "ip netns exec router sh -c 'iptables -C FORWARD -s 10.2.0.0/16 -j DROP"
     " || iptables -A FORWARD -s 10.2.0.0/16 -j DROP'",
-    "iptables -P FORWARD DROP",
-    "ip netns exec router iptables -P INPUT DROP",
     # (this kernel has no dummy links: bridges and veths instead)
     "ip link add hand0 type bridge; ip addr add 10.9.7.1/24 dev hand0; ip link set hand0 up",
     "ip link add hand4 type veth peer name hand5; ip link set hand5 netns router",

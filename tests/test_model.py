@@ -143,3 +143,77 @@ def test_a_lab_beyond_247_namespaces_uses_a_22():
     assert nat == ["iptables -t nat -A POSTROUTING -s 192.168.12.0/22 -j MASQUERADE"]
     with pytest.raises(ConfigError, match="at most 1014"):
         namespaces(1015)
+
+
+def test_a_deleted_link_takes_the_routes_through_it():
+    world = desired("reset")
+    assert Route("router", "default", "198.51.100.1") in world.routes
+    after = simulate(["ip -n internet link del eth0"], world)
+    assert Route("router", "default", "198.51.100.1") not in after.routes
+    assert after.routes == world.routes - {Route("router", "default", "198.51.100.1")}
+    # the host's default route goes through eth0 (host end of the LAN cable)
+    unplugged = simulate(["ip link del eth0"], world)
+    assert Route("host", "default", "192.168.1.1") not in unplugged.routes
+
+
+def test_a_chain_policy_is_part_of_the_state_and_accept_is_not_stored():
+    s = simulate(["iptables -P FORWARD DROP"])
+    assert s.policies == {("host", "filter", "FORWARD"): "DROP"}
+    assert s != State() and s.copy() == s
+    opened = simulate(["iptables -w -t filter -P FORWARD ACCEPT"], s)
+    assert opened.policies == {} and opened == State()
+    assert simulate(["iptables -P INPUT ACCEPT"]) == State()  # already the default
+
+
+def test_a_policy_in_a_namespace_goes_with_the_namespace():
+    s = simulate(
+        [
+            "ip netns add router",
+            "ip netns exec router iptables -P FORWARD DROP",
+            "sudo ip netns exec router iptables -w -P INPUT DROP",
+            "ip netns exec router iptables -t nat -P POSTROUTING ACCEPT",
+            "iptables -w -t filter -P OUTPUT DROP",
+        ]
+    )
+    assert s.policies == {
+        ("router", "filter", "FORWARD"): "DROP",
+        ("router", "filter", "INPUT"): "DROP",
+        ("host", "filter", "OUTPUT"): "DROP",
+    }
+    assert s.project(set(), set()).policies == {("host", "filter", "OUTPUT"): "DROP"}
+    assert s.project({"router"}, set()).policies == s.policies
+    gone = simulate(["ip netns del router"], s)
+    assert gone.policies == {("host", "filter", "OUTPUT"): "DROP"}
+
+
+def test_a_copy_of_a_state_does_not_share_its_policies():
+    s = simulate(["iptables -P OUTPUT DROP"])
+    assert simulate(["iptables -P OUTPUT ACCEPT"], s).policies == {}
+    c = s.copy()
+    c.policies.clear()
+    assert s.policies == {("host", "filter", "OUTPUT"): "DROP"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "iptables -P FORWARD REJECT",  # a policy is ACCEPT or DROP
+        "iptables -P FORWARD",
+        "iptables -P FORWARD drop",
+        "iptables -t nat -P FORWARD ACCEPT",  # nat has no FORWARD chain
+        "iptables -t nat -P POSTROUTING DROP",  # iptables: not intended for filtering
+        "iptables -t mangle -P PREROUTING DROP",  # a table labkit does not read
+        "iptables -N MINE",
+        "iptables -P MINE DROP",  # only built-in chains have a policy
+        "iptables -t",
+    ],
+)
+def test_the_simulator_refuses_a_policy_iptables_would_refuse(bad):
+    with pytest.raises(CommandError):
+        simulate([bad])
+
+
+def test_no_stage_closes_a_chain():
+    for stage in stages(3):
+        for step in stage.steps:
+            assert desired(step.id, 3).policies == {}, step.id

@@ -126,6 +126,14 @@ class Service:
 FORWARDING = "net.ipv4.ip_forward"
 #: the comment that marks labkit's own firewall rules
 MARK = "labkit"
+#: a built-in chain's policy unless set otherwise (not stored in a State)
+ACCEPT = "ACCEPT"
+#: the built-in chains (only these have a policy) of the tables labkit reads
+CHAINS = {
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+}
+PolicyKey = tuple[str, str, str]
 
 
 def _default_sysctls(ns: str) -> dict[tuple[str, str], str]:
@@ -134,7 +142,11 @@ def _default_sysctls(ns: str) -> dict[tuple[str, str], str]:
 
 @dataclass
 class State:
-    """Namespaces, interfaces, static routes, sysctls, rules and services.
+    """Namespaces, interfaces, static routes, sysctls, rules, services, chain policies.
+
+    ``policies`` maps ``(namespace, table, chain)`` to a built-in chain's
+    policy, and holds only those that are not ``ACCEPT`` (the default): a
+    state where no chain was closed has none.
 
     Examples
     --------
@@ -151,23 +163,27 @@ class State:
     services: set[Service] = field(default_factory=set)
     #: the rules that carry labkit's mark (observed states only)
     marked: set[Rule] = field(default_factory=set, compare=False)
+    #: (namespace, table, chain) -> policy, for the chains whose policy is not ACCEPT
+    policies: dict[PolicyKey, str] = field(default_factory=dict)
 
     def copy(self) -> State:
         """A copy that can change without changing this one.
 
         Examples
         --------
-        >>> State().copy() == State()
-        True
+        >>> s = simulate(["iptables -P FORWARD DROP"])
+        >>> s.copy() == s, s.copy() == State()
+        (True, False)
         """
         return State(
-            set(self.namespaces),
-            dict(self.ifaces),
-            set(self.routes),
-            dict(self.sysctls),
-            set(self.rules),
-            set(self.services),
-            set(self.marked),
+            namespaces=set(self.namespaces),
+            ifaces=dict(self.ifaces),
+            routes=set(self.routes),
+            sysctls=dict(self.sysctls),
+            rules=set(self.rules),
+            services=set(self.services),
+            marked=set(self.marked),
+            policies=dict(self.policies),
         )
 
     def project(
@@ -187,13 +203,14 @@ class State:
         live = keep_ns | {HOST}
         kept = {k: v for k, v in self.ifaces.items() if k in ifaces and k[0] in live}
         return State(
-            keep_ns,
-            kept,
-            {r for r in self.routes if r.ns in keep_ns or r in host_routes},
-            {k: v for k, v in self.sysctls.items() if k[0] in live},
-            {r for r in self.rules if r.ns in live},
-            {s for s in self.services if s.ns in live},
-            {r for r in self.marked if r.ns in live},
+            namespaces=keep_ns,
+            ifaces=kept,
+            routes={r for r in self.routes if r.ns in keep_ns or r in host_routes},
+            sysctls={k: v for k, v in self.sysctls.items() if k[0] in live},
+            rules={r for r in self.rules if r.ns in live},
+            services={s for s in self.services if s.ns in live},
+            marked={r for r in self.marked if r.ns in live},
+            policies={k: v for k, v in self.policies.items() if k[0] in live},
         )
 
 
@@ -229,6 +246,7 @@ def _ip(state: State, ns: str, args: list[str], cmd: str) -> None:
             state.rules = {r for r in state.rules if r.ns != name}
             state.services = {v for v in state.services if v.ns != name}
             state.sysctls = {k: v for k, v in state.sysctls.items() if k[0] != name}
+            state.policies = {k: v for k, v in state.policies.items() if k[0] != name}
         else:
             raise CommandError(f"unsupported: {cmd}")
     elif obj == "link" and verb == "add":
@@ -337,13 +355,53 @@ def _move(state: State, iface: Iface, target: str) -> None:
         state.ifaces[peer.key] = replace(peer, peer=moved.key)
 
 
+def _iptables(state: State, ns: str, args: list[str], cmd: str) -> None:
+    table = "filter"
+    while args[:1] in (["-w"], ["-t"]):
+        if args[0] == "-t" and len(args) > 1:
+            table, args = args[1], args[2:]
+        elif args[0] == "-w":
+            args = args[1:]
+        else:
+            raise CommandError(f"unsupported: {cmd}")
+    if len(args) < 2:
+        raise CommandError(f"unsupported: {cmd}")
+    verb, chain, rest = args[0], args[1], args[2:]
+    if verb == "-P":
+        if table not in CHAINS:
+            raise CommandError(f"unsupported table: {cmd}")
+        if len(rest) != 1 or rest[0] not in (ACCEPT, "DROP"):
+            raise CommandError(f"{cmd}: a policy is ACCEPT or DROP")
+        if chain not in CHAINS[table]:
+            raise CommandError(f"{cmd}: only a built-in chain of {table} has a policy")
+        if table == "nat" and rest[0] != ACCEPT:  # as iptables says
+            raise CommandError(f"{cmd}: the nat table is not intended for filtering")
+        if rest[0] == ACCEPT:
+            state.policies.pop((ns, table, chain), None)
+        else:
+            state.policies[(ns, table, chain)] = rest[0]
+        return
+    for i in range(len(rest) - 3):  # labkit's mark is not part of the rule
+        if rest[i : i + 3] == ["-m", "comment", "--comment"] and rest[i + 3] == MARK:
+            del rest[i : i + 4]
+            break
+    rule = Rule(ns, table, chain, " ".join(rest))
+    if verb == "-A":
+        state.rules.add(rule)
+    elif verb == "-D":
+        state.rules.discard(rule)
+    else:
+        raise CommandError(f"unsupported: {cmd}")
+
+
 def apply(state: State, command: str) -> None:
     """Apply one shell command (iproute2 subset) to ``state`` in place.
 
     Understands ``ip [-n NS] netns|link|addr|route ...``, ``sysctl -w``,
-    ``iptables -t TABLE -A|-D CHAIN ...`` (written as ``iptables -S``
-    prints it), ``python3 -m labkit.webapp ... PORT &``, each optionally
-    after ``ip netns exec NS``, and a leading ``sudo``.
+    ``iptables [-w] [-t TABLE] -A|-D CHAIN ...`` (written as ``iptables -S``
+    prints it), ``iptables [-w] [-t TABLE] -P CHAIN POLICY``, ``python3 -m
+    labkit.webapp ... PORT &``, each optionally after ``ip netns exec NS``,
+    and a leading ``sudo``.
 
     Examples
     --------
@@ -351,6 +409,9 @@ def apply(state: State, command: str) -> None:
     >>> apply(s, "sudo ip link add v-net-0 type bridge")
     >>> s.ifaces[("host", "v-net-0")].kind
     'bridge'
+    >>> apply(s, "ip netns exec router iptables -w -P FORWARD DROP")
+    >>> s.policies
+    {('router', 'filter', 'FORWARD'): 'DROP'}
     """
     # shlex is slow; most commands have nothing for it to do
     words = shlex.split(command) if any(c in command for c in "'\"\\#") else command.split()
@@ -363,19 +424,8 @@ def apply(state: State, command: str) -> None:
         key, _, value = words[2].partition("=")
         state.sysctls[(ns, key)] = value
         return
-    if words[:1] == ["iptables"] and len(words) > 4 and words[1] == "-t":
-        table, verb, chain, rest = words[2], words[3], words[4], words[5:]
-        for i in range(len(rest) - 3):  # labkit's mark is not part of the rule
-            if rest[i : i + 3] == ["-m", "comment", "--comment"] and rest[i + 3] == MARK:
-                del rest[i : i + 4]
-                break
-        rule = Rule(ns, table, chain, " ".join(rest))
-        if verb == "-A":
-            state.rules.add(rule)
-        elif verb == "-D":
-            state.rules.discard(rule)
-        else:
-            raise CommandError(f"unsupported: {command}")
+    if words[:1] == ["iptables"]:
+        _iptables(state, ns, words[1:], command)
         return
     if words[:3] == ["python3", "-m", "labkit.webapp"] and words[-1] == "&":
         state.services.add(Service(ns, int(words[-2])))

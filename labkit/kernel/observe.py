@@ -36,7 +36,7 @@ from typing import Any
 
 import networkx as nx
 
-from labkit.core.model import FORWARDING, HOST, MARK, Iface, Route, Rule, Service, State
+from labkit.core.model import ACCEPT, FORWARDING, HOST, MARK, Iface, Route, Rule, Service, State
 from labkit.errors import ConfigError
 from labkit.kernel import netns, services
 
@@ -235,6 +235,9 @@ def to_state(snap: Snapshot) -> State:
     --------
     >>> to_state(Snapshot(links={"host": []})).namespaces
     set()
+    >>> closed = {"host": {("filter", "FORWARD"): "DROP", ("filter", "INPUT"): "ACCEPT"}}
+    >>> to_state(Snapshot(links={"host": []}, policies=closed)).policies
+    {('host', 'filter', 'FORWARD'): 'DROP'}
     """
     state = State(namespaces=set(snap.namespaces))
     for ns, links in snap.links.items():
@@ -290,6 +293,12 @@ def to_state(snap: Snapshot) -> State:
             if r["marked"]:
                 state.marked.add(rule)
     state.services = {Service(s["ns"], s["port"]) for s in snap.services}
+    state.policies = {
+        (ns, table, chain): value
+        for ns, chains in snap.policies.items()
+        for (table, chain), value in chains.items()
+        if value != ACCEPT
+    }
     return state
 
 
