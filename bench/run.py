@@ -89,7 +89,7 @@ import labkit.draw  # imported before any fork, so no op pays for importing it
 from labkit import Lab
 from labkit.core import stages
 from labkit.kernel import observe
-from labkit.kernel.sandbox import run_in_sandbox
+from labkit.world import run_in_lab as run_in_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = ["build", "observe", "reach", "reset", "draw", "memory"]

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cycles < 1 or not 1 <= args.warmup <= args.cycles:
         parser.error("need --cycles >= 1 and 1 <= --warmup <= --cycles")
 
-    from labkit.kernel.sandbox import run_in_sandbox
+    from labkit.world import run_in_lab as run_in_sandbox
 
     started = time.monotonic()
     rows = run_in_sandbox(soak, args.cycles, args.namespaces, args.stage)

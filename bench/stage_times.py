@@ -17,7 +17,7 @@ import sys
 import time
 
 from labkit import Lab
-from labkit.kernel.sandbox import run_in_sandbox
+from labkit.world import run_in_lab as run_in_sandbox
 
 
 def _labkit(stage: str, count: int) -> float:

@@ -17,13 +17,17 @@ import argparse
 import math
 import os
 import re
+import select
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 import networkx as nx
 
 import labkit
+from labkit import world
 from labkit.core import stages
 from labkit.core.model import HOST
 from labkit.errors import LabkitError
@@ -53,10 +57,10 @@ def _require_inside(command: str, example: str) -> None:
 
 
 def _enter(kind: str = "run") -> None:
-    """Enter a fresh sandbox (returns in a new process, see sandbox.enter)."""
+    """Enter a fresh sandbox with the world built (returns in a new process, see sandbox.enter)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    sandbox.enter(kind=kind)
+    sandbox.enter(world.build, kind=kind)
 
 
 def _exec(argv: list[str]) -> int:
@@ -97,10 +101,57 @@ def _shell_argv() -> list[str]:
     return [shell, "--norc", "-i"] if bash else [shell, "-i"]
 
 
+def _stage_of(entry: labs.Entry, timeout: float = 10.0) -> str:
+    """The stage a running lab is at, read from its kernel (``?`` if that fails).
+
+    A forked child joins the lab and asks :meth:`labkit.Lab.stage`; this
+    process stays where it is.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(r)
+        text = "?"
+        try:
+            sandbox.join(entry)
+            if os.fork() == 0:  # into the lab's PID namespace: its /proc is ours then
+                text = labkit.Lab().stage() or "none (changed by hand)"
+            else:
+                os.close(w)
+                os.wait()
+                os._exit(0)
+        except Exception:  # noqa: BLE001 - a row of a listing, not an error
+            text = "?"
+        finally:
+            if text:
+                os.write(w, text.encode())
+            os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + timeout
+    chunks = []
+    try:
+        while time.monotonic() < deadline:
+            ready = select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]
+            if not ready:
+                break
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    return b"".join(chunks).decode(errors="replace") or "?"
+
+
 def _lab_table(entries: list[labs.Entry]) -> list[str]:
     rows = [["ID", "LAB", "STAGE", "AGE"]]
     for entry in entries:
-        rows.append([str(entry.id), entry.name, labs.stage_of(entry), labs.age(entry)])
+        rows.append([str(entry.id), entry.name, _stage_of(entry), labs.age(entry)])
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return ["  ".join([*(r[i].ljust(widths[i]) for i in range(3)), r[3]]) for r in rows]
 
@@ -150,7 +201,7 @@ def _cmd_shell(args: argparse.Namespace) -> int:
     )
     sys.stdout.flush()
     sys.stderr.flush()
-    return labs.spawn_joined(entry, _shell_argv(), cwd=os.getcwd())
+    return sandbox.spawn_joined(entry, _shell_argv(), cwd=os.getcwd())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 
 from labkit import jupyter
-from labkit.kernel import modules, sandbox
+from labkit.kernel import modules, preflight, sandbox
 
 #: The tools the course uses, and the Debian/Ubuntu package of each.
 TOOLS: dict[str, str] = {
@@ -144,18 +144,18 @@ def check_sandbox() -> Finding:
     >>> check_sandbox().name
     'sandbox'
     """
-    why = sandbox.why_not()
+    why = preflight.why_not()
     if why is None:
         return Finding("sandbox", True, "a labkit sandbox can start here")
     # The paragraph the CLI, the kernel and the Python API show, cut in two.
-    detail, fix = sandbox.why_and_fix(why)
+    detail, fix = preflight.why_and_fix(why)
     return Finding("sandbox", False, detail, fix, blocking=True)
 
 
 def check_userns() -> Finding:
     """Check the sysctls that allow user namespaces, which every sandbox uses.
 
-    For an ordinary user each of :data:`labkit.kernel.sandbox.USERNS_SYSCTLS` can
+    For an ordinary user each of :data:`labkit.kernel.preflight.USERNS_SYSCTLS` can
     forbid them. Root may create them whatever
     ``kernel.unprivileged_userns_clone`` and
     ``kernel.apparmor_restrict_unprivileged_userns`` say, but not when
@@ -168,12 +168,10 @@ def check_userns() -> Finding:
     """
     found: list[str] = []
     fixes: list[str] = []
-    for name, forbidding, allowing in sandbox.USERNS_SYSCTLS:
-        value = _read("/proc/sys/" + name.replace(".", "/"))
-        if value is not None:
-            found.append(f"{name}={value}")
-            if value == forbidding:
-                fixes.append(f"sysctl -w {name}={allowing}")
+    for name, value, forbids, allowing in preflight.userns_sysctls():
+        found.append(f"{name}={value}")
+        if forbids:
+            fixes.append(f"sysctl -w {name}={allowing}")
     values = ", ".join(found) or "no user namespace sysctls found"
     if os.geteuid() == 0:
         fixes = [c for c in fixes if c.startswith("sysctl -w user.max_user_namespaces=")]
@@ -267,10 +265,10 @@ def check_forward() -> Finding:
 
 def _bridge_nf_in_sandbox() -> str | None:
     """bridge-nf-call-iptables as a lab sees it (in a sandbox's host namespace)."""
-    if sandbox.inside():
+    if preflight.inside():
         return _read(_BRIDGE_NF)
     try:
-        return sandbox.run_in_sandbox(_read, _BRIDGE_NF)
+        return sandbox.run_in_sandbox(_read, _BRIDGE_NF)  # a bare one: no world needed
     except Exception:  # noqa: BLE001 - the sandbox check reports why
         return None
 
@@ -439,9 +437,9 @@ def check_containment() -> Finding:
     """Say who the learner's root is on the machine, and whether terminals are sandboxed.
 
     Started by root, a sandbox maps its root to
-    :data:`labkit.kernel.sandbox.SANDBOX_UID` (a uid no account should use; 65536
+    :data:`labkit.kernel.preflight.SANDBOX_UID` (a uid no account should use; 65536
     ids from it); started by an ordinary user, to that user
-    (:func:`labkit.kernel.sandbox.learner_ids`). A warning when an account owns
+    (:func:`labkit.kernel.preflight.learner_ids`). A warning when an account owns
     one of those uids (the learner would own its files) or when
     JupyterLab's terminals would not be sandboxed; a failure when those
     uids do not exist here (a container that maps too few ids), because
@@ -453,17 +451,17 @@ def check_containment() -> Finding:
     'containment'
     """
     name = "containment"
-    if sandbox.inside():
+    if preflight.inside():
         return Finding(
             name, True, "this is a labkit sandbox: its root is an unprivileged user outside"
         )
-    uid, gid, count = sandbox.learner_ids()
+    uid, gid, count = preflight.learner_ids()
     where = "on this machine" if _initial_userns() else "in this user namespace"
     fixes: list[str] = []
     blocking = False
     if os.geteuid() != 0:
         who = f"learner root is you (uid {uid}) {where}"
-    elif not sandbox.learner_ids_exist():
+    elif not preflight.learner_ids_exist():
         blocking = True
         who = (
             f"learner root would be uid {uid} {where}, but ids {uid}-{uid + count - 1} do "
@@ -471,14 +469,14 @@ def check_containment() -> Finding:
         )
         fixes.append(
             f"map {count} more ids into the container than its accounts use, and set "
-            f"{sandbox.UID_ENV} to the first of {count} mapped ids that no account uses"
+            f"{preflight.UID_ENV} to the first of {count} mapped ids that no account uses"
         )
     elif owners := _accounts(uid, count):
         who = (
             f"learner root is uid {uid} {where}, but account {owners[0]} has a uid in "
             f"{uid}-{uid + count - 1}: a learner would own its files"
         )
-        fixes.append(f"set {sandbox.UID_ENV} to the first of {count} uids that no account uses")
+        fixes.append(f"set {preflight.UID_ENV} to the first of {count} uids that no account uses")
     else:
         who = f"learner root is uid {uid} {where} (no account has it)"
     terminals, fix = _terminals()

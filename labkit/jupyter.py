@@ -13,7 +13,8 @@ in this order:
 3. ipykernel binds its ZMQ sockets *on those listening sockets*
    (``ZMQ_USE_FD``), so no thread of the kernel needs the machine's
    network namespace, and learner code cannot reach it;
-4. the outside world is built and the kernel starts serving.
+4. the outside world is built (:func:`labkit.world.build`) and the kernel
+   starts serving.
 
 So every notebook gets a private host, a kernel restart gives a clean
 machine, and ``!sudo ip netns add red`` in a cell touches only the
@@ -37,8 +38,9 @@ import sys
 import tempfile
 from typing import Any
 
+from labkit import world
 from labkit.errors import LabkitError, SandboxError
-from labkit.kernel import sandbox
+from labkit.kernel import mounts, sandbox
 
 KERNEL_NAME = "labkit"
 DISPLAY_NAME = "labkit (sandboxed Python 3)"
@@ -149,7 +151,8 @@ def launch(argv: list[str] | None = None) -> None:
             with open(path) as f:
                 info = json.load(f)
             fds = _listen(info)
-        sandbox.enter(world=False, kind="kernel", label=os.environ.get("JPY_SESSION_NAME", ""))
+        # bare: the world is built once ipykernel is set up (below)
+        sandbox.enter(kind="kernel", label=os.environ.get("JPY_SESSION_NAME", ""))
     except SandboxError as err:
         reason = str(err)
         for fd in fds.values():
@@ -161,7 +164,7 @@ def launch(argv: list[str] | None = None) -> None:
     if reason is None and path:
         # The connection file may sit where the learner cannot read it (root's
         # home): a copy in the sandbox, with the same ports and key.
-        inside = os.path.join(sandbox.HOME_DIR, "kernel-connection.json")
+        inside = os.path.join(mounts.HOME_DIR, "kernel-connection.json")
         with open(os.open(inside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump(info, f)
         args = [inside if a == path else a.replace(path, inside) for a in args]
@@ -178,7 +181,7 @@ def launch(argv: list[str] | None = None) -> None:
     # which IPython shows as a PNG once the inline backend is set up.
     app.initialize([*args, "--matplotlib=inline"])
     if reason is None:
-        sandbox.build_world()
+        world.build()
     if reason is not None:
         os.environ["LABKIT_NO_SANDBOX"] = reason
         _refuse_tools(reason)

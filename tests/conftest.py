@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from labkit.kernel.sandbox import run_in_sandbox
+from labkit.world import run_in_lab as run_in_sandbox
 
 collect_ignore = ["../labkit/__main__.py"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from labkit import cli
-from labkit.kernel import sandbox
+from labkit.kernel import preflight
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBCOMMANDS = [
@@ -38,10 +38,10 @@ SUBCOMMANDS = [
 ]
 
 needs_sandbox = pytest.mark.skipif(
-    sandbox.why_not() is not None, reason="no labkit sandbox can start here"
+    preflight.why_not() is not None, reason="no labkit sandbox can start here"
 )
 outside_only = pytest.mark.skipif(
-    sandbox.inside(), reason="the test suite itself runs inside a sandbox"
+    preflight.inside(), reason="the test suite itself runs inside a sandbox"
 )
 
 

@@ -167,7 +167,7 @@ def test_four_labs_at_once_see_only_themselves(tmp_path):
     for i, (stage, count, pings, https) in enumerate(LABS):
         code = (
             f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-            "from labkit.kernel.sandbox import run_in_sandbox\n"
+            "from labkit.world import run_in_lab as run_in_sandbox\n"
             "import test_concurrent as t\n"
             f"run_in_sandbox(t.worker, {i}, {stage!r}, {count}, {pings!r}, {https!r}, "
             f"{str(tmp_path)!r})\n"

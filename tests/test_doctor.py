@@ -12,10 +12,10 @@ import pytest
 from conftest import machine_network
 
 from labkit import cli, doctor
-from labkit.kernel import sandbox
+from labkit.kernel import preflight
 
 needs_sandbox = pytest.mark.skipif(
-    sandbox.why_not() is not None, reason="no labkit sandbox can start here"
+    preflight.why_not() is not None, reason="no labkit sandbox can start here"
 )
 
 
@@ -81,15 +81,15 @@ def cli_env() -> dict[str, str]:
 
 def test_doctor_exits_1_when_no_sandbox_can_start(monkeypatch, capsys):
     monkeypatch.setattr(
-        sandbox,
+        preflight,
         "why_not",
-        lambda: "A labkit sandbox cannot start here: nope. " + sandbox.HOW_TO_FIX,
+        lambda: "A labkit sandbox cannot start here: nope. " + preflight.HOW_TO_FIX,
     )
     monkeypatch.setattr(doctor, "_bridge_nf_in_sandbox", lambda: None)
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "[FAIL] sandbox: A labkit sandbox cannot start here: nope." in out
-    assert "fix: " + sandbox.HOW_TO_FIX in out
+    assert "fix: " + preflight.HOW_TO_FIX in out
     assert "labkit cannot run here: fix sandbox first." in out
 
 
@@ -117,10 +117,20 @@ def fake_files(monkeypatch, files: dict[str, str]) -> None:
     monkeypatch.setattr(doctor, "_read", lambda path: files.get(path))
 
 
-def test_user_namespaces_blocked_for_an_ordinary_user(monkeypatch):
+def fake_sysctls(monkeypatch, tmp_path: Path, files: dict[str, str]) -> None:
+    """Only these files under /proc/sys, as preflight.userns_sysctls reads them."""
+    for path, value in files.items():
+        f = tmp_path / path.removeprefix("/proc/sys/")
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(value + "\n")
+    monkeypatch.setattr(preflight, "PROC_SYS", str(tmp_path))
+
+
+def test_user_namespaces_blocked_for_an_ordinary_user(monkeypatch, tmp_path):
     monkeypatch.setattr(doctor.os, "geteuid", lambda: 1000)
-    fake_files(
+    fake_sysctls(
         monkeypatch,
+        tmp_path,
         {
             "/proc/sys/kernel/unprivileged_userns_clone": "0",
             "/proc/sys/user/max_user_namespaces": "0",
@@ -135,16 +145,19 @@ def test_user_namespaces_blocked_for_an_ordinary_user(monkeypatch):
     assert "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0" in f.fix
 
 
-def test_user_namespaces_allowed_for_an_ordinary_user(monkeypatch):
+def test_user_namespaces_allowed_for_an_ordinary_user(monkeypatch, tmp_path):
     monkeypatch.setattr(doctor.os, "geteuid", lambda: 1000)
-    fake_files(monkeypatch, {"/proc/sys/user/max_user_namespaces": "15000"})
+    fake_sysctls(monkeypatch, tmp_path, {"/proc/sys/user/max_user_namespaces": "15000"})
     assert doctor.check_userns().ok
 
 
-def test_user_namespaces_allowed_for_root_whatever_the_unprivileged_switches_say(monkeypatch):
+def test_user_namespaces_allowed_for_root_whatever_the_unprivileged_switches_say(
+    monkeypatch, tmp_path
+):
     monkeypatch.setattr(doctor.os, "geteuid", lambda: 0)
-    fake_files(
+    fake_sysctls(
         monkeypatch,
+        tmp_path,
         {
             "/proc/sys/kernel/unprivileged_userns_clone": "0",
             "/proc/sys/user/max_user_namespaces": "15000",
@@ -157,10 +170,11 @@ def test_user_namespaces_allowed_for_root_whatever_the_unprivileged_switches_say
     assert "not needed" not in f.detail
 
 
-def test_max_user_namespaces_0_forbids_them_to_root_too(monkeypatch):
+def test_max_user_namespaces_0_forbids_them_to_root_too(monkeypatch, tmp_path):
     monkeypatch.setattr(doctor.os, "geteuid", lambda: 0)
-    fake_files(
+    fake_sysctls(
         monkeypatch,
+        tmp_path,
         {
             "/proc/sys/kernel/unprivileged_userns_clone": "0",
             "/proc/sys/user/max_user_namespaces": "0",
@@ -311,10 +325,10 @@ def fake_containment(
 ) -> None:
     monkeypatch.setattr(doctor.os, "geteuid", lambda: euid)
     monkeypatch.setattr(doctor.os, "getegid", lambda: euid)
-    monkeypatch.setattr(sandbox.os, "geteuid", lambda: euid)
-    monkeypatch.setattr(sandbox.os, "getegid", lambda: euid)
-    monkeypatch.setattr(sandbox, "inside", lambda: False)
-    monkeypatch.delenv(sandbox.UID_ENV, raising=False)
+    monkeypatch.setattr(preflight.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(preflight.os, "getegid", lambda: euid)
+    monkeypatch.setattr(preflight, "inside", lambda: False)
+    monkeypatch.delenv(preflight.UID_ENV, raising=False)
     monkeypatch.setattr(doctor, "_initial_userns", lambda: True)
     everything = "0 0 4294967295"
     fake_files(monkeypatch, {"/proc/self/uid_map": everything, "/proc/self/gid_map": everything})
@@ -334,17 +348,17 @@ def test_containment_as_root_names_the_unused_uid(monkeypatch):
     f = doctor.check_containment()
     assert f.ok, f
     assert f.detail == (
-        f"learner root is uid {sandbox.SANDBOX_UID} on this machine (no account has it); "
+        f"learner root is uid {preflight.SANDBOX_UID} on this machine (no account has it); "
         "terminals join the notebook's lab"
     )
 
 
 def test_containment_warns_when_an_account_has_the_learners_uid(monkeypatch):
-    fake_containment(monkeypatch, 0, {0: "root", sandbox.SANDBOX_UID + 7: "mallory"})
+    fake_containment(monkeypatch, 0, {0: "root", preflight.SANDBOX_UID + 7: "mallory"})
     f = doctor.check_containment()
     assert not f.ok and not f.blocking
     assert "account mallory has a uid in" in f.detail
-    assert sandbox.UID_ENV in f.fix
+    assert preflight.UID_ENV in f.fix
 
 
 def test_containment_for_an_ordinary_user_is_that_user(monkeypatch):
@@ -365,22 +379,22 @@ def test_containment_warns_when_terminals_are_not_sandboxed(monkeypatch):
 def test_containment_fails_in_a_container_that_maps_too_few_ids(monkeypatch):
     fake_containment(monkeypatch, 0, {0: "root"})
     monkeypatch.setattr(doctor, "_initial_userns", lambda: False)
-    monkeypatch.setattr(sandbox, "learner_ids_exist", lambda: False)
+    monkeypatch.setattr(preflight, "learner_ids_exist", lambda: False)
     f = doctor.check_containment()
     assert not f.ok and f.blocking
     assert "no sandbox can start" in f.detail
-    assert sandbox.UID_ENV in f.fix
+    assert preflight.UID_ENV in f.fix
 
 
 def test_id_maps_join_adjacent_ranges(tmp_path):
     m = tmp_path / "uid_map"
     m.write_text("0 1000 10\n10 5000 10\n100 9000 5")
-    assert sandbox._covered(str(m), 0, 20)
-    assert sandbox._covered(str(m), 5, 10)
-    assert not sandbox._covered(str(m), 0, 21)
-    assert not sandbox._covered(str(m), 15, 90)
-    assert sandbox._covered(str(m), 100, 5)
-    assert not sandbox._covered(str(m), 100, 6)
+    assert preflight.ids_mapped(str(m), 0, 20)
+    assert preflight.ids_mapped(str(m), 5, 10)
+    assert not preflight.ids_mapped(str(m), 0, 21)
+    assert not preflight.ids_mapped(str(m), 15, 90)
+    assert preflight.ids_mapped(str(m), 100, 5)
+    assert not preflight.ids_mapped(str(m), 100, 6)
 
 
 def test_report_levels_and_summary():

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from labkit.draw import COMPACT_ABOVE, DENSE_ABOVE, FIGSIZE, draw, layout, save, trace_steps
-from labkit.kernel.sandbox import run_in_sandbox
+from labkit.world import run_in_lab as run_in_sandbox
 
 FIGURE_REPR = "<Figure size 900x700 with 1 Axes>"
 WORLD = ["ns:router", "ns:lan-pc", "ns:internet"]

@@ -159,7 +159,7 @@ def hand_made_changes() -> tuple[list[str], list[str], list[str], list[str]]:
 
 
 def test_highlight_after_ip_link_add_and_del_by_hand():
-    from labkit.kernel.sandbox import run_in_sandbox
+    from labkit.world import run_in_lab as run_in_sandbox
 
     added, added_marks, removed, removed_marks = run_in_sandbox(hand_made_changes)
     assert added == ["if:host/tap-a", "if:host/tap-b"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from labkit import Lab
-from labkit.kernel.sandbox import run_in_sandbox
+from labkit.world import run_in_lab as run_in_sandbox
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 

@@ -222,7 +222,7 @@ def run_scenario(mode: str, m: dict[str, Any], tmp_path: Path) -> None:
     (tmp_path / "mark.json").write_text(json.dumps(m))
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-        "from labkit.kernel.sandbox import run_in_sandbox\n"
+        "from labkit.world import run_in_lab as run_in_sandbox\n"
         "import test_processes as t\n"
         f"run_in_sandbox(t.scenario, {mode!r}, {str(tmp_path)!r})\n"
     )
@@ -273,7 +273,7 @@ def test_processes_end_with_the_sandbox(tmp_path, mark):
 
 
 def test_run_in_sandbox_returns_only_when_everything_is_gone(mark):
-    from labkit.kernel.sandbox import run_in_sandbox
+    from labkit.world import run_in_lab as run_in_sandbox
 
     assert run_in_sandbox(start_everything, mark, True)["apps"]
     # no waiting: when the call returns, the sandbox's processes are gone already
@@ -296,7 +296,7 @@ def _delete_namespaces_by_hand(m: dict[str, Any]) -> list[str]:
 
 
 def test_processes_in_namespaces_deleted_by_hand_end_with_reset(mark):
-    from labkit.kernel.sandbox import run_in_sandbox
+    from labkit.world import run_in_lab as run_in_sandbox
 
     left = run_in_sandbox(_delete_namespaces_by_hand, mark)
     assert [line.split(None, 1)[1] for line in left] == [

@@ -12,7 +12,7 @@ import pytest
 from tornado import web
 
 from labkit import jupyter
-from labkit.kernel.sandbox import learner_ids
+from labkit.kernel.preflight import learner_ids
 from labkit.server import ConfinedContentsManager
 
 REPO = Path(__file__).resolve().parent.parent

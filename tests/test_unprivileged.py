@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from labkit.kernel.sandbox import _child_probe
+from labkit.kernel.preflight import try_unshare as _child_probe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]

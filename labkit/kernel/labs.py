@@ -1,4 +1,4 @@
-"""The running labs of this machine, and how a terminal joins one.
+"""The running labs of this machine: a registry that each sandbox adds itself to.
 
 Every sandbox (a notebook's kernel, ``labkit shell``, ``labkit run``) is
 listed, while it runs, in a small registry that only its owner can write:
@@ -7,25 +7,20 @@ listed, while it runs, in a small registry that only its owner can write:
 worker process (pid and start time, so a reused pid is never mistaken
 for it), what kind of lab it is and, for a kernel, its notebook.
 
-:func:`join` moves the calling process into a running lab's namespaces
-(user, mount, PID, network, UTS, IPC), as the same unprivileged learner:
-that is how a JupyterLab terminal shares the notebook's lab
-(``labkit shell --auto``, ``labkit shell --join ID``).
+This module only reads and writes that registry and ``/proc``; joining a
+running lab (``labkit shell --auto``, ``labkit shell --join ID``) is
+:func:`labkit.kernel.sandbox.join`'s.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import select
-import signal
 import stat
 import time
 from dataclasses import dataclass
 
-from labkit.errors import ConfigError, SandboxError
-from labkit.kernel import libc
+from labkit.errors import ConfigError
 
 #: what --auto joins: the most recently started lab of this kind
 KERNEL = "kernel"
@@ -74,11 +69,23 @@ class Entry:
 
     @property
     def name(self) -> str:
-        """The notebook's name, or the kind of lab (``shell``, ``run``, ``kernel``)."""
+        """The notebook's name, or the kind of lab (``shell``, ``run``, ``kernel``).
+
+        Examples
+        --------
+        >>> Entry(1, 2, 3, "shell", "", 0.0).name
+        'shell'
+        """
         return os.path.basename(self.label) if self.label else self.kind
 
     def alive(self) -> bool:
-        """True while the lab's worker process is the one listed."""
+        """True while the lab's worker process is the one listed.
+
+        Examples
+        --------
+        >>> Entry(1, os.getpid(), -1, "shell", "", 0.0).alive()  # this pid started at another time
+        False
+        """
         return _start_time(self.pid) == self.start
 
 
@@ -127,7 +134,13 @@ class Registry:
 
     @classmethod
     def open(cls, create: bool = True) -> Registry | None:
-        """This user's registry (None when it cannot be made or is not safe)."""
+        """This user's registry (None when it cannot be made or is not safe).
+
+        Examples
+        --------
+        >>> isinstance(Registry.open(create=False), (Registry, type(None)))
+        True
+        """
         path = registry_dir()
         uid = os.geteuid()
         try:
@@ -150,7 +163,14 @@ class Registry:
         return cls(fd)
 
     def close(self) -> None:
-        """Close the directory."""
+        """Close the directory.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     Registry(os.open(d, os.O_RDONLY | os.O_DIRECTORY)).close()
+        """
         os.close(self.fd)
 
     def add(self, starter: int, kind: str, label: str) -> str | None:
@@ -158,6 +178,11 @@ class Registry:
 
         Entries of labs that ended without taking themselves off the list
         (their supervisor was killed) are removed on the way.
+
+        Examples
+        --------
+        >>> Registry.open().add(os.getpid(), "shell", "")  # doctest: +SKIP
+        '4242.json'
         """
         self.entries()
         reapers = _children(starter)
@@ -185,14 +210,29 @@ class Registry:
         return name
 
     def remove(self, name: str) -> None:
-        """Take a lab off the list."""
+        """Take a lab off the list (nothing happens when it is not on it).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     Registry(os.open(d, os.O_RDONLY | os.O_DIRECTORY)).remove("1.json")
+        """
         try:
             os.unlink(name, dir_fd=self.fd)
         except OSError:
             pass
 
     def entries(self) -> list[Entry]:
-        """The running labs, oldest first; stale entries are removed."""
+        """The running labs, oldest first; stale entries are removed.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     Registry(os.open(d, os.O_RDONLY | os.O_DIRECTORY)).entries()
+        []
+        """
         out = []
         for name in os.listdir(self.fd):
             if not name.endswith(".json") or name.startswith("."):
@@ -265,113 +305,6 @@ def latest(kind: str = KERNEL) -> Entry | None:
     return found[-1] if found else None
 
 
-_NAMESPACES = (
-    ("pid", libc.CLONE_NEWPID),
-    ("uts", libc.CLONE_NEWUTS),
-    ("ipc", libc.CLONE_NEWIPC),
-    ("net", libc.CLONE_NEWNET),
-    ("user", libc.CLONE_NEWUSER),
-    ("mnt", libc.CLONE_NEWNS),
-)
-
-
-_NS_GET_PARENT = 0xB702
-
-
-def _topmost_user_ns(fd: int) -> int | None:
-    """The ancestor of user namespace ``fd`` just below ours (a new fd), or None."""
-    mine = os.stat("/proc/self/ns/user").st_ino
-    current = os.dup(fd)
-    while True:
-        try:
-            parent = fcntl.ioctl(current, _NS_GET_PARENT)
-        except OSError:
-            os.close(current)
-            return None
-        if os.fstat(parent).st_ino == mine:
-            os.close(parent)
-            return current
-        os.close(current)
-        current = parent
-
-
-def join(entry: Entry) -> None:
-    """Move this single-threaded process into the lab's namespaces, as its learner.
-
-    Afterwards this process is root of the lab's user namespace (an
-    unprivileged user on the machine), sees the lab's files, network and
-    hostname, and its *children* are in the lab's PID namespace, so they
-    end with the lab. The environment is the sandbox's (``PATH`` with the
-    ``sudo`` shim, the sandbox mark).
-
-    Examples
-    --------
-    >>> join(latest())  # doctest: +SKIP
-    """
-    from labkit.kernel import sandbox
-
-    outer = os.stat("/proc/self/ns/net").st_ino
-    fds = []
-    try:
-        for kind, _ in _NAMESPACES:
-            fds.append(os.open(f"/proc/{entry.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC))
-        if not entry.alive():
-            raise SandboxError(f"lab {entry.id} ended just now: nothing to join")
-        if os.fstat(fds[4]).st_ino == os.stat("/proc/self/ns/user").st_ino:
-            raise SandboxError(f"lab {entry.id} is not a labkit sandbox: refusing to join it")
-        inner = os.fstat(fds[3]).st_ino  # /proc/self is out of sight once joined
-        if os.geteuid() == 0:
-            os.setgroups([])  # root's groups stay outside
-        else:
-            # The lab's PID, UTS and IPC namespaces belong to user namespaces
-            # above the learner's; an ordinary user may only join them from
-            # the topmost one, which that user made (and owns).
-            top = _topmost_user_ns(fds[4])
-            if top is not None:
-                try:
-                    libc.setns(top, libc.CLONE_NEWUSER)
-                finally:
-                    os.close(top)
-        for fd, (kind, flag) in zip(fds, _NAMESPACES, strict=True):
-            libc.setns(fd, flag)
-            if kind == "user":
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-    except OSError as err:
-        raise SandboxError(f"cannot join lab {entry.id}: {err}") from None
-    finally:
-        for fd in fds:
-            os.close(fd)
-    sandbox.joined(outer, inner)
-
-
-def spawn_joined(entry: Entry, argv: list[str], cwd: str | None = None) -> int:
-    """Run ``argv`` inside a running lab and return its exit status (as a shell would).
-
-    This process joins the lab (:func:`join`), forks the command into the
-    lab's PID namespace, forwards signals to it and waits.
-
-    Examples
-    --------
-    >>> spawn_joined(latest(), ["ip", "netns"])  # doctest: +SKIP
-    0
-    """
-    join(entry)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the lab
-        try:
-            os.chdir(cwd or os.environ.get("HOME", "/"))
-        except OSError:
-            os.chdir("/")
-        try:
-            os.execvp(argv[0], argv)
-        finally:
-            os._exit(127)
-    from labkit.kernel import sandbox
-
-    return sandbox.wait_child(pid)
-
-
 def age(entry: Entry, now: float | None = None) -> str:
     """How long ago a lab started, in words.
 
@@ -388,57 +321,3 @@ def age(entry: Entry, now: float | None = None) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-def stage_of(entry: Entry, timeout: float = 10.0) -> str:
-    """The stage a running lab is at, read from its kernel (``?`` if that fails).
-
-    A forked child joins the lab and asks :meth:`labkit.Lab.stage`; this
-    process stays where it is.
-
-    Examples
-    --------
-    >>> stage_of(latest())  # doctest: +SKIP
-    'veth'
-    """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(r)
-        text = "?"
-        try:
-            join(entry)
-            if os.fork() == 0:  # into the lab's PID namespace: its /proc is ours then
-                from labkit.lab import Lab
-
-                text = Lab().stage() or "none (changed by hand)"
-            else:
-                os.close(w)
-                os.wait()
-                os._exit(0)
-        except Exception:  # noqa: BLE001 - a row of a listing, not an error
-            text = "?"
-        finally:
-            if text:
-                os.write(w, text.encode())
-            os._exit(0)
-    os.close(w)
-    deadline = time.monotonic() + timeout
-    chunks = []
-    try:
-        while time.monotonic() < deadline:
-            ready = select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]
-            if not ready:
-                break
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    return b"".join(chunks).decode(errors="replace") or "?"
