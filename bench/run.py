@@ -85,7 +85,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import labkit.draw  # imported before any fork, so no op pays for importing it
+import labkit.draw.painter  # imported (with matplotlib) before any fork, so no op pays for it
 from labkit import Lab
 from labkit.core import stages
 from labkit.kernel import observe

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import subprocess
+import sys
 
 import networkx as nx
 import pytest
@@ -663,3 +664,24 @@ def test_a_real_trace_to_the_internet_draws_sixteen_hops():
     nat = {t.get_text() for t in fig.axes[0].texts if "nat:" in str(t.get_gid())}
     assert {"src \u2192 192.168.1.2", "src \u2192 198.51.100.2"} <= nat  # host and router
     assert fig.axes[0].get_title() == "red pings 203.0.113.8: 16 hops, the reply came back"
+
+
+# -- the package's layout ------------------------------------------------------------
+
+
+def test_layout_is_pure_and_needs_no_matplotlib():
+    code = (
+        "import sys, labkit.draw.layout, labkit.draw.graph, labkit.draw.notes, labkit.draw.style; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_step_through_slider_is_ui():
+    import labkit.draw
+    from labkit.ui.steps import step_through
+
+    box = step_through(bridge_graph(2), hand_trace())
+    controls, picture = box.children
+    assert bytes(picture.value)[:4] == b"\x89PNG"
+    assert not hasattr(labkit.draw, "step_through")
