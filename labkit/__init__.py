@@ -31,6 +31,7 @@ import importlib
 from typing import Any
 
 from labkit.errors import ConfigError, ConflictError, KernelError, LabkitError, SandboxError
+from labkit.version import __version__ as __version__
 
 __all__ = [
     "ConfigError",
@@ -43,7 +44,6 @@ __all__ = [
     "Plan",
     "SandboxError",
 ]
-__version__ = "0.1.0"
 _SHORT = {"stages": "labkit.core.stages", "live": "labkit.ui.live"}
 
 

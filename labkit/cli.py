@@ -17,24 +17,20 @@ import argparse
 import math
 import os
 import re
-import select
-import shutil
-import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 
 import networkx as nx
 
-import labkit
-from labkit import world
+from labkit import shell
 from labkit.core import stages
 from labkit.core.model import HOST
 from labkit.errors import LabkitError
-from labkit.kernel import labs, sandbox
+from labkit.kernel import preflight
+from labkit.lab import Lab
+from labkit.version import __version__
 
-PROG = "labkit"
-SHELL_PS1 = r"(labkit) \u@\h:\w# "
+PROG = shell.PROG
 
 _Handler = Callable[[argparse.Namespace], int]
 
@@ -42,171 +38,31 @@ _Handler = Callable[[argparse.Namespace], int]
 # -- helpers ------------------------------------------------------------------
 
 
-def _say(args: argparse.Namespace, text: str = "", *, err: bool = False) -> None:
-    """Print unless --quiet."""
-    if not args.quiet:
-        print(text, file=sys.stderr if err else sys.stdout)
-
-
 def _require_inside(command: str, example: str) -> None:
     # Outside a sandbox: where none can start, the paragraph says why and how to fix it.
-    sandbox.require(
+    preflight.require(
         f"`labkit {command}` works only inside a labkit sandbox, and this is not one: "
         f"start one with `labkit shell`, or run `labkit run -- labkit {example}`"
     )
 
 
-def _enter(kind: str = "run") -> None:
-    """Enter a fresh sandbox with the world built (returns in a new process, see sandbox.enter)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sandbox.enter(world.build, kind=kind)
-
-
-def _exec(argv: list[str]) -> int:
-    """Replace this process with ``argv``; on failure say why like a shell does."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execvp(argv[0], argv)
-    except FileNotFoundError:
-        print(f"{PROG}: error: {argv[0]}: command not found", file=sys.stderr)
-        return 127
-    except OSError as err:
-        print(f"{PROG}: error: {argv[0]}: {err.strerror}", file=sys.stderr)
-        return 126
-    return 0  # pragma: no cover - execvp does not return
-
-
 def _print_commands(args: argparse.Namespace, commands: list[str], nothing: str) -> None:
     if not commands:
-        _say(args, nothing)
+        shell.say(args, nothing)
     for command in commands:
-        _say(args, f"+ {command}")
+        shell.say(args, f"+ {command}")
 
 
-def _lab(args: argparse.Namespace) -> labkit.Lab:
-    return labkit.Lab(namespaces=getattr(args, "namespaces", None))
+def _lab(args: argparse.Namespace) -> Lab:
+    return Lab(namespaces=getattr(args, "namespaces", None))
 
 
 # -- subcommands --------------------------------------------------------------
 
 
-def _shell_argv() -> list[str]:
-    shell = os.environ.get("SHELL") or "/bin/bash"
-    if not shutil.which(shell):
-        shell = "/bin/bash" if shutil.which("/bin/bash") else "/bin/sh"
-    bash = os.path.basename(shell) == "bash"
-    os.environ["PS1"] = SHELL_PS1 if bash else "(labkit) # "
-    return [shell, "--norc", "-i"] if bash else [shell, "-i"]
-
-
-def _stage_of(entry: labs.Entry, timeout: float = 10.0) -> str:
-    """The stage a running lab is at, read from its kernel (``?`` if that fails).
-
-    A forked child joins the lab and asks :meth:`labkit.Lab.stage`; this
-    process stays where it is.
-    """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(r)
-        text = "?"
-        try:
-            sandbox.join(entry)
-            if os.fork() == 0:  # into the lab's PID namespace: its /proc is ours then
-                text = labkit.Lab().stage() or "none (changed by hand)"
-            else:
-                os.close(w)
-                os.wait()
-                os._exit(0)
-        except Exception:  # noqa: BLE001 - a row of a listing, not an error
-            text = "?"
-        finally:
-            if text:
-                os.write(w, text.encode())
-            os._exit(0)
-    os.close(w)
-    deadline = time.monotonic() + timeout
-    chunks = []
-    try:
-        while time.monotonic() < deadline:
-            ready = select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]
-            if not ready:
-                break
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    return b"".join(chunks).decode(errors="replace") or "?"
-
-
-def _lab_table(entries: list[labs.Entry]) -> list[str]:
-    rows = [["ID", "LAB", "STAGE", "AGE"]]
-    for entry in entries:
-        rows.append([str(entry.id), entry.name, _stage_of(entry), labs.age(entry)])
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return ["  ".join([*(r[i].ljust(widths[i]) for i in range(3)), r[3]]) for r in rows]
-
-
-def _cmd_shell(args: argparse.Namespace) -> int:
-    if args.list:
-        entries = labs.running()
-        if not entries:
-            _say(args, "no lab is running (a notebook on the labkit kernel, or `labkit shell`)")
-            return 0
-        print("\n".join(_lab_table(entries)))
-        return 0
-    if args.auto:
-        # A JupyterLab terminal starts where the server was started; the
-        # learner expects the course folder (the server's root).
-        root = os.environ.get("JUPYTER_SERVER_ROOT", "")
-        here = os.getcwd()
-        if root and os.path.isdir(root) and not (here + "/").startswith(root.rstrip("/") + "/"):
-            os.chdir(root)
-    entry = None
-    if args.join:
-        entry = labs.find(args.join)
-    elif args.auto:
-        entry = labs.latest(labs.KERNEL)
-    if entry is None:
-        _enter(kind="terminal" if args.auto else "shell")
-        if args.auto:
-            first = (
-                "labkit: no notebook runs on the labkit kernel, so this terminal has a fresh "
-                "sandbox of its own. Open a notebook, then a new terminal, to share its lab."
-            )
-        else:
-            first = (
-                "labkit: this shell runs in a sandbox, a private host with its own network: "
-                "`ip netns`, `sudo ip ...`, `labkit up STAGE` and the like work here and "
-                "change nothing outside; `exit` ends it and everything in it."
-            )
-        _say(args, first, err=True)
-        return _exec(_shell_argv())
-    count = len(labs.running())
-    _say(
-        args,
-        f"labkit: this terminal joined the lab of {entry.name} (lab {entry.id}, started "
-        f"{labs.age(entry)} ago): what you change here shows there, and back"
-        + (f"; `labkit shell --list` lists all {count} running labs." if count > 1 else "."),
-        err=True,
-    )
-    sys.stdout.flush()
-    sys.stderr.flush()
-    return sandbox.spawn_joined(entry, _shell_argv(), cwd=os.getcwd())
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    _enter()
-    return _exec(args.cmd)
+    shell.enter()
+    return shell.exec_argv(args.cmd)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -365,14 +221,14 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         draw.save(graph, args.output)
     except OSError as err:
         raise LabkitError(f"cannot write {args.output}: {err.strerror or err}") from None
-    _say(args, f"wrote {args.output}")
+    shell.say(args, f"wrote {args.output}")
     return 0
 
 
 def _cmd_ping(args: argparse.Namespace) -> int:
     _require_inside("ping", f"ping {args.src} {args.dst}")
     result = _lab(args).ping(args.src, args.dst, count=args.count, timeout=args.timeout)
-    _say(args, str(result))
+    shell.say(args, str(result))
     return 0 if result.ok else 1
 
 
@@ -384,7 +240,7 @@ def _cmd_why(args: argparse.Namespace) -> int:
     if colon and not (port.isascii() and port.isdigit()):  # not '', '²' or '٣'
         args.parser.error(f"{args.dst!r}: the port after ':' must be a number, like 10.0.0.1:80")
     result = why.why(args.src, host, int(port) if port else None, confirm=not args.no_check)
-    _say(args, str(result))
+    shell.say(args, str(result))
     return 0 if result.ok else 1
 
 
@@ -394,8 +250,8 @@ def _cmd_exec(args: argparse.Namespace) -> int:
         args.cmd = args.cmd[1:]
     if not args.cmd or not args.cmd[0]:
         args.parser.error("exec needs a command: labkit exec NODE -- CMD [ARG...]")
-    argv = _lab(args)._in(args.node) + args.cmd
-    return _exec(argv)
+    argv = _lab(args).argv_in(args.node) + args.cmd
+    return shell.exec_argv(argv)
 
 
 def _cmd_http(args: argparse.Namespace) -> int:
@@ -414,7 +270,7 @@ def _cmd_reach(args: argparse.Namespace) -> int:
 def _cmd_publish(args: argparse.Namespace) -> int:
     _require_inside("publish", f"publish {args.host_port} {args.ns}")
     for command in _lab(args).publish(args.host_port, args.ns, args.port):
-        _say(args, f"+ {command}")
+        shell.say(args, f"+ {command}")
     return 0
 
 
@@ -496,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n\nRun `labkit COMMAND --help` for the details of a command.",
         formatter_class=fmt,
     )
-    parser.add_argument("--version", action="version", version=f"labkit {labkit.__version__}")
+    parser.add_argument("--version", action="version", version=f"labkit {__version__}")
     parser.add_argument(
         "-q", "--quiet", action="store_true", default=False, help="print only results and errors"
     )
@@ -519,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "shell",
-        _cmd_shell,
+        shell.command,
         "an interactive shell in a fresh sandbox, or in a running lab",
         "Start an interactive shell ($SHELL, or bash) in a fresh sandbox: a private host "
         "with its own network, where `ip netns`, `sudo ip ...` and `labkit up STAGE` work "

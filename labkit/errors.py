@@ -41,6 +41,19 @@ class ConfigError(LabkitError, ValueError):
     """
 
 
+class NamespaceGone(ConfigError):
+    """A network namespace that is not there (any more): never made, or deleted.
+
+    Work over many namespaces skips one that vanished while it looked;
+    asked for by name, it is bad input like any other :class:`ConfigError`.
+
+    Examples
+    --------
+    >>> isinstance(NamespaceGone("network namespace 'red' does not exist"), ConfigError)
+    True
+    """
+
+
 class ConflictError(LabkitError):
     """The kernel holds something, made by hand, that blocks the request.
 

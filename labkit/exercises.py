@@ -26,12 +26,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.core import stages
 from labkit.errors import ConfigError
-from labkit.kernel import sandbox
+from labkit.kernel import preflight
 
+(_, _RED_IP), (_, _BLUE_IP) = stages.namespaces(2)
+_LAB_NET = f"{stages.SUBNET}.0/{stages.PREFIX}"
+_LAN_NET = f"{stages.LAN}.0/24"
 _DNAT = (
-    "-d 192.168.1.2/32 -p tcp -m tcp --dport 80 -m comment --comment labkit "
-    "-j DNAT --to-destination 192.168.15.2:80"
+    f"-d {stages.HOST_LAN_IP}/32 -p tcp -m tcp --dport 80 -m comment --comment labkit "
+    f"-j DNAT --to-destination {_BLUE_IP}:80"
 )
 
 
@@ -69,8 +73,8 @@ class Fault:
         if port:
             return f"{who} gets no answer from http://{dst}:{port}/ any more"
         what = {
-            "203.0.113.8": "the internet (203.0.113.8)",
-            "192.168.1.3": "the LAN PC (192.168.1.3)",
+            stages.SERVER_IP: f"the internet ({stages.SERVER_IP})",
+            stages.LAN_PC_IP: f"the LAN PC ({stages.LAN_PC_IP})",
         }
         return f"{who} cannot reach {what.get(dst, dst)} any more"
 
@@ -86,7 +90,7 @@ FAULTS: dict[str, Fault] = dict(
             "cable-down",
             "veth",
             "ip -n red link set veth-red down",
-            ("red", "192.168.15.2", None),
+            ("red", _BLUE_IP, None),
             "down",
             "ip -n red link set veth-red up",
             "look at the state of red's interfaces",
@@ -95,25 +99,25 @@ FAULTS: dict[str, Fault] = dict(
             "no-address",
             "veth",
             "ip -n red addr flush dev veth-red",
-            ("red", "192.168.15.2", None),
+            ("red", _BLUE_IP, None),
             "no-address",
-            "ip -n red addr add 192.168.15.1/24 dev veth-red",
+            f"ip -n red addr add {_RED_IP}/{stages.PREFIX} dev veth-red",
             "what addresses does red have?",
         ),
         _fault(
             "no-route",
             "internet",
             "ip -n red route del default",
-            ("red", "203.0.113.8", None),
+            ("red", stages.SERVER_IP, None),
             "no-route",
-            "ip netns exec red ip route add default via 192.168.15.5",
-            "where does red send packets for 203.0.113.8?",
+            f"ip netns exec red ip route add default via {stages.HOST_IP}",
+            f"where does red send packets for {stages.SERVER_IP}?",
         ),
         _fault(
             "forwarding-off",
             "internet",
             "sysctl -qw net.ipv4.ip_forward=0",
-            ("red", "203.0.113.8", None),
+            ("red", stages.SERVER_IP, None),
             "forwarding",
             "sysctl -w net.ipv4.ip_forward=1",
             "the packet reaches the host: does the host pass it on?",
@@ -121,27 +125,27 @@ FAULTS: dict[str, Fault] = dict(
         _fault(
             "no-nat",
             "nat",
-            "iptables -t nat -D POSTROUTING -s 192.168.15.0/24 -m comment --comment labkit "
+            f"iptables -t nat -D POSTROUTING -s {_LAB_NET} -m comment --comment labkit "
             "-j MASQUERADE",
-            ("red", "192.168.1.3", None),
+            ("red", stages.LAN_PC_IP, None),
             "no-nat",
-            "iptables -t nat -A POSTROUTING -s 192.168.15.0/24 -j MASQUERADE",
+            f"iptables -t nat -A POSTROUTING -s {_LAB_NET} -j MASQUERADE",
             "the LAN PC receives the ping: where does its reply go?",
         ),
         _fault(
             "no-route-back",
             "portforward",
-            "ip -n blue route del 192.168.1.0/24 ; ip -n blue route del default",
-            ("lan-pc", "192.168.1.2", 80),
+            f"ip -n blue route del {_LAN_NET} ; ip -n blue route del default",
+            ("lan-pc", stages.HOST_LAN_IP, 80),
             "no-route-back",
-            "ip netns exec blue ip route add 192.168.1.0/24 via 192.168.15.5",
+            f"ip netns exec blue ip route add {_LAN_NET} via {stages.HOST_IP}",
             "the web app gets the request: can it answer?",
         ),
         _fault(
             "forward-drop",
             "internet",
             "iptables -P FORWARD DROP",
-            ("red", "203.0.113.8", None),
+            ("red", stages.SERVER_IP, None),
             "forward-drop",
             "iptables -P FORWARD ACCEPT",
             "the host forwards... unless its firewall says no",
@@ -150,36 +154,36 @@ FAULTS: dict[str, Fault] = dict(
             "no-dnat",
             "portforward",
             f"iptables -t nat -D PREROUTING {_DNAT}",
-            ("lan-pc", "192.168.1.2", 80),
+            ("lan-pc", stages.HOST_LAN_IP, 80),
             "no-dnat",
-            "iptables -t nat -A PREROUTING -d 192.168.1.2/32 -p tcp --dport 80 "
-            "-j DNAT --to-destination 192.168.15.2:80",
+            f"iptables -t nat -A PREROUTING -d {stages.HOST_LAN_IP}/32 -p tcp --dport 80 "
+            f"-j DNAT --to-destination {_BLUE_IP}:80",
             "who listens on the host's port 80?",
         ),
         _fault(
             "no-output-dnat",
             "portforward",
             f"iptables -t nat -D OUTPUT {_DNAT}",
-            ("host", "192.168.1.2", 80),
+            ("host", stages.HOST_LAN_IP, 80),
             "no-output-dnat",
-            "iptables -t nat -A OUTPUT -d 192.168.1.2/32 -p tcp --dport 80 "
-            "-j DNAT --to-destination 192.168.15.2:80",
+            f"iptables -t nat -A OUTPUT -d {stages.HOST_LAN_IP}/32 -p tcp --dport 80 "
+            f"-j DNAT --to-destination {_BLUE_IP}:80",
             "the LAN PC still gets the page; the host does not",
         ),
         _fault(
             "unplugged",
             "bridge",
             "ip link set veth-blue-br nomaster",
-            ("red", "192.168.15.2", None),
+            ("red", _BLUE_IP, None),
             "arp",
-            "ip link set veth-blue-br master v-net-0",
-            "which cable ends are plugged into v-net-0?",
+            f"ip link set veth-blue-br master {stages.BRIDGE}",
+            f"which cable ends are plugged into {stages.BRIDGE}?",
         ),
         _fault(
             "app-stopped",
             "portforward",
             "pkill -f labkit.webapp.--name.[b]lue",
-            ("lan-pc", "192.168.1.2", 80),
+            ("lan-pc", stages.HOST_LAN_IP, 80),
             "not-listening",
             "ip netns exec blue python3 -m labkit.webapp --name blue 80 &",
             "the request reaches blue: is anything listening there?",
@@ -187,17 +191,17 @@ FAULTS: dict[str, Fault] = dict(
         _fault(
             "bridge-down",
             "bridge",
-            "ip link set v-net-0 down",
-            ("red", "192.168.15.2", None),
+            f"ip link set {stages.BRIDGE} down",
+            ("red", _BLUE_IP, None),
             "down",
-            "ip link set v-net-0 up",
+            f"ip link set {stages.BRIDGE} up",
             "is the switch itself on?",
         ),
         _fault(
             "bridge-end-down",
             "bridge",
             "ip link set veth-blue-br down",
-            ("red", "192.168.15.2", None),
+            ("red", _BLUE_IP, None),
             "down",
             "ip link set veth-blue-br up",
             "look at every cable end on the way",
@@ -261,7 +265,7 @@ class Exercise:
         """
         from labkit.lab import Lab
 
-        sandbox.require()
+        preflight.require()
         src, dst, port = self.fault.probe
         lab = Lab()
         deadline = time.monotonic() + wait
@@ -316,7 +320,7 @@ def start(name: str | None = None, seed: int | None = None) -> Exercise:
         raise ConfigError(
             f"there is no exercise {name!r}: the exercises are {', '.join(sorted(FAULTS))}"
         )
-    sandbox.require()
+    preflight.require()
     fault = FAULTS[name]
     lab = Lab()
     lab.reset()

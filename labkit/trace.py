@@ -30,9 +30,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit.core import names
 from labkit.core.model import HOST
-from labkit.errors import ConfigError
-from labkit.kernel import netns, probe, sandbox
+from labkit.errors import ConfigError, NamespaceGone
+from labkit.kernel import netns, preflight, probe
 
 _ETH_P_ALL = 0x0003
 _ETH_P_IP = 0x0800
@@ -112,7 +113,7 @@ class Trace:
         for kind in ("request", "reply"):
             hops = self.hops(kind)
             for a, b in zip(hops, hops[1:], strict=False):
-                where = "the host" if b.ns == HOST else b.ns
+                where = names.where(b.ns)
                 if a.src != b.src:
                     out.append(f"source {a.src} -> {b.src} in {where} ({kind})")
                 if a.dst != b.dst:
@@ -155,7 +156,7 @@ def _capture(nl: netns.Netlink, ns: str) -> socket.socket:
     def make() -> socket.socket:
         return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
 
-    sock = nl._inside(ns, make)
+    sock = nl.inside(ns, make)
     sock.setblocking(False)
     sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -207,20 +208,18 @@ def _run(nl: netns.Netlink, src: str, dst: str, timeout: float) -> Trace:
         for ns in names:
             try:
                 captures[ns] = _capture(nl, ns)
-            except (OSError, ConfigError):
+            except (OSError, NamespaceGone):
                 continue  # gone meanwhile
         # The first socket that asks for timestamps turns them on for the whole
         # kernel, but a moment later (net_enable_timestamp defers it): a packet
         # that passes before is stamped only when read, in the order of the reads.
         time.sleep(0.02)
-        sender = nl._inside(
+        sender = nl.inside(
             src, lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         )
         sender.setblocking(False)
         ident = int.from_bytes(os.urandom(2), "big")
-        head = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
-        body = marker + b"." * 8
-        packet = struct.pack("!BBHHH", 8, 0, probe._checksum(head + body), ident, 1) + body
+        packet = probe.echo_request(ident, 1, marker + b"." * 8)
         try:
             sender.sendto(packet, (dst, 0))
         except OSError as err:
@@ -345,7 +344,7 @@ def trace(src: str, dst: str, timeout: float = 2.0) -> Trace:
     >>> t.rewrites()  # doctest: +SKIP
     ['source 192.168.15.1 -> 192.168.1.2 in the host (request)', ...]
     """
-    sandbox.require()
+    preflight.require()
     try:
         ipaddress.IPv4Address(dst)
     except ValueError:

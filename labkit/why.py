@@ -23,24 +23,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.core import stages
+from labkit.core import names, stages
 from labkit.core.model import FORWARDING, HOST
 from labkit.errors import ConfigError
-from labkit.kernel import netns, observe, sandbox, services
+from labkit.kernel import netns, observe, preflight, services
 
 _MAX_HOPS = 12
-
-
-def _where(ns: str) -> str:
-    return "the host" if ns == HOST else ns
-
-
-def _ip_cmd(ns: str) -> str:
-    return "ip" if ns == HOST else f"ip -n {ns}"
-
-
-def _in_ns(ns: str, command: str) -> str:
-    return command if ns == HOST else f"ip netns exec {ns} {command}"
 
 
 @dataclass
@@ -80,7 +68,7 @@ class Hop:
         ways = [f"in {self.into}" if self.into else "", f"out {self.out}" if self.out else ""]
         parts = [w for w in ways if w] + [f"{self.src} -> {self.dst}"]
         tail = f" ({self.note})" if self.note else ""
-        return f"{_where(self.node)}: {', '.join(parts)}{tail}"
+        return f"{names.where(self.node)}: {', '.join(parts)}{tail}"
 
 
 @dataclass
@@ -221,7 +209,7 @@ class _Kernel:
             def read() -> set[int]:
                 return services.listening_ports("/proc/thread-self/net")
 
-            self._listen[ns] = self.nl.call(self.nl._inside, ns, read)
+            self._listen[ns] = self.nl.call(self.nl.inside, ns, read)
         return self._listen[ns]
 
 
@@ -343,8 +331,9 @@ def _segment(k: _Kernel, start: tuple[str, str]) -> tuple[list[_Iface], Problem 
                     }.get(other.kind, "it is on the way")
                     blocked = Problem(
                         "down",
-                        f"{other.name} in {_where(other.ns)} is down: {role}, so frames stop there",
-                        f"{_ip_cmd(other.ns)} link set {other.name} up",
+                        f"{other.name} in {names.where(other.ns)} is down: {role}, "
+                        "so frames stop there",
+                        f"{names.ip(other.ns)} link set {other.name} up",
                         other.ns,
                     )
                 continue
@@ -393,9 +382,9 @@ def _walk(
                     pkt,
                     Problem(
                         "forwarding",
-                        f"{_where(node)} receives the packet on {into} but does not forward "
+                        f"{names.where(node)} receives the packet on {into} but does not forward "
                         f"packets ({FORWARDING} = 0), so it drops it",
-                        _in_ns(node, f"sysctl -w {FORWARDING}=1"),
+                        names.in_ns(node, f"sysctl -w {FORWARDING}=1"),
                         node,
                     ),
                 )
@@ -410,8 +399,8 @@ def _walk(
                 pkt,
                 Problem(
                     "down",
-                    f"{out} in {_where(node)} is down",
-                    f"{_ip_cmd(node)} link set {out} up",
+                    f"{out} in {names.where(node)} is down",
+                    f"{names.ip(node)} link set {out} up",
                     node,
                 ),
             )
@@ -423,9 +412,9 @@ def _walk(
                     pkt,
                     Problem(
                         "forward-drop",
-                        f"the firewall of {_where(node)} drops forwarded packets "
+                        f"the firewall of {names.where(node)} drops forwarded packets "
                         f"(FORWARD chain: {verdict})",
-                        _in_ns(node, "iptables -P FORWARD ACCEPT"),
+                        names.in_ns(node, "iptables -P FORWARD ACCEPT"),
                         node,
                     ),
                 )
@@ -452,7 +441,7 @@ def _unresolved(
 ) -> Problem:
     """ARP for ``hop_ip`` gets no answer: say where that address is, if anywhere."""
     sentence = (
-        f"nobody on the network of {out} ({_where(node)}) has {hop_ip}: ARP gets no "
+        f"nobody on the network of {out} ({names.where(node)}) has {hop_ip}: ARP gets no "
         "answer, so the packet never leaves"
     )
     owner = k.owner(hop_ip)
@@ -466,14 +455,14 @@ def _unresolved(
             if end.ns == ns:
                 return Problem(
                     "arp",
-                    f"{sentence}. {owner[1]} in {_where(owner[0])} has it, but its cable "
-                    f"end {end.name} ({_where(end.ns)}) is not plugged into {bridge}",
-                    f"{_ip_cmd(ns)} link set {end.name} master {bridge}",
+                    f"{sentence}. {owner[1]} in {names.where(owner[0])} has it, but its cable "
+                    f"end {end.name} ({names.where(end.ns)}) is not plugged into {bridge}",
+                    f"{names.ip(ns)} link set {end.name} master {bridge}",
                     ns,
                 )
     return Problem(
         "arp",
-        f"{sentence}. {owner[1]} in {_where(owner[0])} has it, but no cable or bridge "
+        f"{sentence}. {owner[1]} in {names.where(owner[0])} has it, but no cable or bridge "
         f"joins it to {out}",
         "",
         node,
@@ -487,14 +476,14 @@ def _no_route(k: _Kernel, node: str, pkt: _Packet, reply: bool, into: str | None
         fix = ""
         if planned and (node, f"veth-{node}") in k.ifaces:
             fix = f"ip -n {node} addr add {planned}/24 dev veth-{node}"
-        return Problem("no-address", f"{_where(node)} has no IPv4 address at all", fix, node)
+        return Problem("no-address", f"{names.where(node)} has no IPv4 address at all", fix, node)
     for i in ifaces:
         if not i.up and i.addrs and any(pkt.dst in a.network for a in i.addrs):
             return Problem(
                 "down",
-                f"{i.name} in {_where(node)} is down (its network {i.addrs[0].network} has "
+                f"{i.name} in {names.where(node)} is down (its network {i.addrs[0].network} has "
                 f"{pkt.dst})",
-                f"{_ip_cmd(node)} link set {i.name} up",
+                f"{names.ip(node)} link set {i.name} up",
                 node,
             )
     on_bridge = any(
@@ -503,10 +492,11 @@ def _no_route(k: _Kernel, node: str, pkt: _Packet, reply: bool, into: str | None
     if node != HOST and node not in stages.WORLD and on_bridge:
         fix = f"ip netns exec {node} ip route add default via {stages.HOST_IP}"
     else:
-        fix = f"{_ip_cmd(node)} route add {pkt.dst} via <a router on a network you have>"
+        fix = f"{names.ip(node)} route add {pkt.dst} via <a router on a network you have>"
     return Problem(
         "no-route",
-        f"{_where(node)} has no route to {pkt.dst}: the kernel answers 'Network is unreachable'",
+        f"{names.where(node)} has no route to {pkt.dst}: "
+        "the kernel answers 'Network is unreachable'",
         fix,
         node,
     )
@@ -522,7 +512,7 @@ def diagnose(src: str, dst: str, port: int | None = None) -> Diagnosis:
     forward packets (net.ipv4.ip_forward = 0), so it drops it
       fix: sysctl -w net.ipv4.ip_forward=1
     """
-    sandbox.require()
+    preflight.require()
     try:
         if not isinstance(dst, str):
             raise ValueError(dst)
@@ -561,7 +551,7 @@ def diagnose(src: str, dst: str, port: int | None = None) -> Diagnosis:
     if problem:
         result.problem = _lost_reply(end, reply, flow, problem, result.back)
     elif back_end != src:
-        result.notes.append(f"the reply ends in {_where(back_end)}, not {_where(src)}")
+        result.notes.append(f"the reply ends in {names.where(back_end)}, not {names.where(src)}")
     return result
 
 
@@ -575,7 +565,7 @@ def _lost_reply(
             fix = f"ip netns exec {end} ip route add {reply.dst} via {stages.HOST_IP}"
         return Problem(
             "no-route-back",
-            f"the packet arrives, but {_where(end)} has no route back to {reply.dst}, so "
+            f"the packet arrives, but {names.where(end)} has no route back to {reply.dst}, so "
             "the reply is never sent",
             fix,
             end,
@@ -585,7 +575,7 @@ def _lost_reply(
         return Problem(
             "no-nat",
             f"the packet arrives, but the reply to {reply.dst} gets lost in "
-            f"{_where(problem.node)}: outside the host nobody knows {lab_net}, and nothing "
+            f"{names.where(problem.node)}: outside the host nobody knows {lab_net}, and nothing "
             "translated the source address on the way out. NAT on the host fixes it",
             f"iptables -t nat -A POSTROUTING -s {lab_net} -j MASQUERADE",
             HOST,
@@ -625,8 +615,9 @@ def _nothing_listens(
         )
     return Problem(
         "not-listening",
-        f"the packet reaches {_where(end)} ({at}), but nothing listens on TCP port {port} there",
-        _in_ns(end, f"python3 -m labkit.webapp --name {end} {port} &"),
+        f"the packet reaches {names.where(end)} ({at}), "
+        f"but nothing listens on TCP port {port} there",
+        names.in_ns(end, f"python3 -m labkit.webapp --name {end} {port} &"),
         end,
     )
 

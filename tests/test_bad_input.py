@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from labkit import ConfigError, Lab, LabkitError, why
-from labkit.lab import check_ifname, check_netns_name
+from labkit.core.names import check_ifname, check_netns_name
 
 #: what the hints in the messages look like
 NAME_HINT = "use letters, digits"

@@ -8,7 +8,7 @@ is simply ignored, as a learner's typo would be). Then it goes to a random
 target S and compares the observed graph with that of a clean build of S.
 
 What "the same graph" must mean follows from the design of
-:func:`labkit.kernel.apply.diff`: ``goto`` changes only what the lab *owns*
+:func:`labkit.core.plan.diff`: ``goto`` changes only what the lab *owns*
 (its namespaces, the interfaces its stages make, the routes in its
 namespaces, its marked firewall rules, its web apps, forwarding, the policies
 of the host's and the router's chains) and keeps what a learner made that

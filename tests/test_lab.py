@@ -194,12 +194,13 @@ def test_bad_input_is_a_clear_error_and_changes_nothing():
 
 
 def test_a_failing_change_is_rolled_back(monkeypatch):
+    from labkit.errors import KernelError
     from labkit.kernel import apply
 
     lab = Lab()
     lab.goto("veth")
     before = lab.state()
-    real = apply._requests
+    real = apply.EXECUTORS["netlink"]
 
     failed = []
 
@@ -207,12 +208,12 @@ def test_a_failing_change_is_rolled_back(monkeypatch):
         real(nl, ops, idx, *rest)
         if ops[0].kind == "veth_add" and not failed:  # the bridge and new cables exist
             failed.append(True)
-            raise apply.KernelError("injected failure")
+            raise KernelError("injected failure")
 
-    monkeypatch.setattr(apply, "_requests", flaky)
-    with pytest.raises(apply.KernelError, match="injected"):
+    monkeypatch.setitem(apply.EXECUTORS, "netlink", flaky)
+    with pytest.raises(KernelError, match="injected"):
         lab.goto("host")
-    monkeypatch.setattr(apply, "_requests", real)
+    monkeypatch.setitem(apply.EXECUTORS, "netlink", real)
     assert lab.state() == before
 
 

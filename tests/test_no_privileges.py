@@ -52,7 +52,7 @@ from collections.abc import Iterator
 import pytest
 
 from labkit import jupyter
-from labkit.kernel import libc, sandbox
+from labkit.kernel import libc, preflight
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: user 1000 of the user namespace is this uid on the machine
@@ -246,7 +246,7 @@ def paragraph(home: str) -> str:
 
 def assert_says(text: str, paragraph: str) -> None:
     """``text`` holds the whole paragraph, sentence for sentence, and no traceback."""
-    why, fix = sandbox.why_and_fix(paragraph)
+    why, fix = preflight.why_and_fix(paragraph)
     assert why and fix
     for part in (why, fix):
         assert part in text, f"missing {part!r} in:\n{text}"
@@ -285,17 +285,17 @@ def test_the_recipe_gives_neither_root_nor_user_namespaces(home):
 
 
 def test_the_paragraph_says_why_and_how_to_fix(paragraph):
-    why, fix = sandbox.why_and_fix(paragraph)
+    why, fix = preflight.why_and_fix(paragraph)
     assert why.startswith("A labkit sandbox cannot start here: labkit needs root or user ")
     assert f"It runs as user {INSIDE_UID}, not root," in why
     assert "refuses it a user namespace" in why
     assert "No space left on device; user.max_user_namespaces is 0" in why
-    assert fix.startswith(sandbox.FIX_INTRO)
+    assert fix.startswith(preflight.FIX_INTRO)
     assert "run labkit as root (`sudo labkit shell`" in fix
     assert "`sysctl -w user.max_user_namespaces=15000`" in fix  # the one in the way
     assert "unprivileged_userns_clone" not in fix  # not the ones that are not
     assert "machine, VM or container where they are allowed" in fix
-    assert "\n" not in paragraph and sandbox.DISABLE not in paragraph
+    assert "\n" not in paragraph and preflight.DISABLE not in paragraph
 
 
 # -- the four places ----------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_the_paragraph_says_why_and_how_to_fix(paragraph):
 def test_doctor_exits_1_with_the_paragraph(home, paragraph):
     proc = labkit_cli(home, "doctor")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    why, fix = sandbox.why_and_fix(paragraph)
+    why, fix = preflight.why_and_fix(paragraph)
     assert f"[FAIL] sandbox: {why}\n" in proc.stdout
     assert f"       fix: {fix}\n" in proc.stdout
     assert "fix: as root: `sysctl -w user.max_user_namespaces=15000`" in proc.stdout

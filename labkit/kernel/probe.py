@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 
 from labkit.core.model import HOST
-from labkit.errors import ConfigError
+from labkit.errors import NamespaceGone
 from labkit.kernel import netns, rtnl
 
 #: neighbour entries one batch of probes may create (see the module docstring)
@@ -42,12 +42,12 @@ _ECHO_REPLY, _UNREACHABLE, _ECHO, _TIME_EXCEEDED = 0, 3, 8, 11
 _PAYLOAD = b"labkit reach ...."
 
 
-def _checksum(data: bytes) -> int:
+def checksum(data: bytes) -> int:
     """The internet checksum (RFC 1071).
 
     Examples
     --------
-    >>> hex(_checksum(bytes.fromhex("0800 0000 0001 0002".replace(" ", ""))))
+    >>> hex(checksum(bytes.fromhex("0800 0000 0001 0002".replace(" ", ""))))
     '0xf7fc'
     """
     if len(data) % 2:
@@ -58,18 +58,18 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def echo_request(ident: int, seq: int) -> bytes:
-    """An ICMP echo request with a valid checksum.
+def echo_request(ident: int, seq: int, payload: bytes = _PAYLOAD) -> bytes:
+    """An ICMP echo request with a valid checksum (and ``payload`` after its header).
 
     Examples
     --------
     >>> pkt = echo_request(7, 1)
-    >>> pkt[0], _checksum(pkt)
+    >>> pkt[0], checksum(pkt)
     (8, 0)
     """
     head = struct.pack("!BBHHH", _ECHO, 0, 0, ident, seq)
-    csum = _checksum(head + _PAYLOAD)
-    return struct.pack("!BBHHH", _ECHO, 0, csum, ident, seq) + _PAYLOAD
+    csum = checksum(head + payload)
+    return struct.pack("!BBHHH", _ECHO, 0, csum, ident, seq) + payload
 
 
 def parse_reply(packet: bytes) -> tuple[str, int, int, int] | None:
@@ -126,7 +126,7 @@ class _Unit:
         def make() -> socket.socket:
             return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 
-        sock = nl._inside(self.src, make)
+        sock = nl.inside(self.src, make)
         sock.setblocking(False)
         wanted = (1 << _ECHO_REPLY) | (1 << _UNREACHABLE) | (1 << _TIME_EXCEEDED)
         sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("=I", ~wanted & 0xFFFFFFFF))
@@ -189,7 +189,7 @@ class _Sandbox:
                 links = sock.dump("links")
                 addrs = sock.dump("addrs")
                 neigh = sock.dump("neigh")
-            except (OSError, ConfigError):
+            except (OSError, NamespaceGone):
                 continue
             self.devs[ns] = [lk["index"] for lk in links if lk["kind"] != "loopback"]
             self.addrs[ns] = [a["cidr"].split("/")[0] for a in addrs]
@@ -221,7 +221,7 @@ class _Sandbox:
         for ns, old in self.before.items():
             try:
                 now = {(n["index"], n["ip"]) for n in self.nl.sock(ns).dump("neigh")}
-            except (OSError, ConfigError):
+            except (OSError, NamespaceGone):
                 continue
             doomed[ns] = now - old
         self._delete(doomed)
@@ -232,7 +232,7 @@ class _Sandbox:
                 continue
             try:
                 self.nl.sock(ns).request([rtnl.del_neigh(i, ip) for i, ip in sorted(entries)])
-            except (OSError, ConfigError):
+            except (OSError, NamespaceGone):
                 continue  # gone meanwhile
 
 
@@ -300,7 +300,7 @@ def ping_many(
             for unit in wave:
                 try:
                     unit.open(nl)
-                except (OSError, ConfigError):
+                except (OSError, NamespaceGone):
                     unit.answered = dict.fromkeys(range(len(unit.targets)), False)
                     continue
                 unit.send()

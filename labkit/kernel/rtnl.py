@@ -17,6 +17,12 @@ pyroute2's ``IPBatch`` and every decoder against pyroute2's parser.
 
 Message layouts are the kernel's (``include/uapi/linux/rtnetlink.h``,
 ``if_link.h``, ``if_addr.h``, ``neighbour.h``, ``veth.h``).
+
+The module is larger because it is one codec: the struct layouts, the
+builders, the parsers and the socket that reads their answers share the
+same private tables (headers, attribute numbers, flags); split apart, each
+half would have to publish them. Its parts, in order: constants,
+request builders, parsers, :class:`Socket`.
 """
 
 from __future__ import annotations

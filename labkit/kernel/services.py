@@ -121,7 +121,7 @@ def start(nl: netns.Netlink, svc: Service, timeout: float = 10.0) -> int:
     # sh starts the app in the background and exits: the app's parent
     # becomes the sandbox's PID 1, which reaps it.
     launcher = ["sh", "-c", 'exec "$@" </dev/null >/dev/null 2>&1 &', "sh", *argv]
-    nl._inside(svc.ns, lambda: subprocess.run(launcher, check=True))
+    nl.inside(svc.ns, lambda: subprocess.run(launcher, check=True))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in find(svc):

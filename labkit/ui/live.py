@@ -249,9 +249,9 @@ class LiveGraph:
         Changes(added=frozenset(), ...)
         """
         if graph is None:
-            from labkit.kernel import observe, sandbox
+            from labkit.kernel import observe, preflight
 
-            sandbox.require()
+            preflight.require()
             graph = observe.observe()
         with self._lock:
             self.changes = diff_graphs(self.graph, graph)

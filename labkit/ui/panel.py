@@ -34,13 +34,12 @@ from typing import Any
 import ipywidgets as w
 import networkx as nx
 
+from labkit.core import stages
 from labkit.core.model import HOST
 from labkit.errors import LabkitError
 from labkit.ui.live import LiveGraph
 
 __all__ = ["Panel"]
-
-_WORLD = ("router", "lan-pc", "internet")
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> str:
@@ -71,8 +70,8 @@ def tables(graph: nx.Graph) -> dict[str, str]:
     """
     routes, arp, nat = [], [], []
     names = [str(d.get("name")) for _, d in graph.nodes(data=True) if d.get("kind") == "netns"]
-    lab = sorted(n for n in names if n != HOST and n not in _WORLD)
-    order = [n for n in [HOST, *lab, *_WORLD] if n in names]
+    lab = sorted(n for n in names if n != HOST and n not in stages.WORLD)
+    order = [n for n in [HOST, *lab, *stages.WORLD] if n in names]
     for name in order:
         d = graph.nodes[f"ns:{name}"]
         for r in d.get("routes") or []:
@@ -134,79 +133,10 @@ class Panel:
         self._pos = 0  # where the stepper is in self.sequence, when the kernel says nothing
         self._jobs: queue.Queue[Callable[[], None]] = queue.Queue()
         self.errors: list[str] = []
-        self._build()
+        _build(self)
         self._refresh()  # the first picture, before the panel shows
         self._worker = threading.Thread(target=self._serve, name="labkit-panel", daemon=True)
         self._worker.start()
-
-    # -- widgets ---------------------------------------------------------------
-
-    def _build(self) -> None:
-        self.sequence = ["reset", *self.lab.steps()]
-        self.back_button = w.Button(description="Back", icon="step-backward", tooltip="back a step")
-        self.next_button = w.Button(description="Next", icon="step-forward", tooltip="next step")
-        self.reset_button = w.Button(description="Reset", icon="undo", tooltip="back to reset")
-        self.target = w.Dropdown(
-            options=self.sequence, value="reset", description="go to", layout={"width": "260px"}
-        )
-        self.go_button = w.Button(description="Go", tooltip="go to the chosen stage or step")
-        self.refresh_button = w.Button(
-            description="Refresh", icon="refresh", tooltip="read the kernel again"
-        )
-        self.status = w.HTML(value="stage: reset")
-        self.busy = w.HTML(value="")
-        self.progress = w.IntProgress(value=0, min=0, max=1, description="progress")
-        self.show_addresses = w.Checkbox(value=True, description="addresses", indent=False)
-        self.show_macs = w.Checkbox(value=False, description="MACs", indent=False)
-        self.show_routes = w.Checkbox(value=True, description="routes", indent=False)
-        self.image = w.Image(format="png", layout={"max_width": "900px", "width": "100%"})
-        self.caption = w.HTML(value="")
-        names = self._nodes()
-        self.ping_src = w.Dropdown(options=names, description="ping from")
-        self.ping_dst = w.Text(value="192.168.15.2", description="to")
-        self.ping_button = w.Button(description="Ping")
-        self.http_src = w.Dropdown(options=names, description="HTTP from")
-        self.http_url = w.Text(value="http://192.168.1.2/", description="URL")
-        self.http_button = w.Button(description="HTTP")
-        self.result = w.HTML(value="")
-        self.routes_table = w.HTML()
-        self.arp_table = w.HTML()
-        self.nat_table = w.HTML()
-        scroll = {"max_height": "320px", "overflow": "auto"}
-        self.tables = w.Tab(
-            children=[
-                w.Box([self.routes_table], layout=scroll),
-                w.Box([self.arp_table], layout=scroll),
-                w.Box([self.nat_table], layout=scroll),
-            ],
-            titles=("routes", "ARP", "NAT counters"),
-        )
-        self.back_button.on_click(lambda _b: self.back())
-        self.next_button.on_click(lambda _b: self.next())
-        self.reset_button.on_click(lambda _b: self.reset())
-        self.go_button.on_click(lambda _b: self.go(str(self.target.value)))
-        self.refresh_button.on_click(lambda _b: self.refresh())
-        self.ping_button.on_click(lambda _b: self.ping(self.ping_src.value, self.ping_dst.value))
-        self.http_button.on_click(lambda _b: self.http(self.http_src.value, self.http_url.value))
-        for box in (self.show_addresses, self.show_macs, self.show_routes):
-            box.observe(lambda _change: self._submit(self._repaint), names="value")
-        self.widget = w.VBox(
-            [
-                w.HBox(
-                    [self.back_button, self.next_button, self.reset_button, self.refresh_button]
-                ),
-                w.HBox([self.target, self.go_button]),
-                self.status,
-                w.HBox([self.progress, self.busy]),
-                w.HBox([self.show_addresses, self.show_macs, self.show_routes]),
-                self.image,
-                self.caption,
-                w.HBox([self.ping_src, self.ping_dst, self.ping_button]),
-                w.HBox([self.http_src, self.http_url, self.http_button]),
-                self.result,
-                self.tables,
-            ]
-        )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = self.widget._repr_mimebundle_(**kwargs) or {}
@@ -221,12 +151,10 @@ class Panel:
         g = self.live.graph if self.live.graph is not None else nx.Graph()
         names = {str(d.get("name")) for _, d in g.nodes(data=True) if d.get("kind") == "netns"}
         lab = [n for n, _ in self._lab_names() if n in names]
-        others = sorted(names - {HOST, *lab, *_WORLD})
-        return [HOST, *lab, *others, *_WORLD]
+        others = sorted(names - {HOST, *lab, *stages.WORLD})
+        return [HOST, *lab, *others, *stages.WORLD]
 
     def _lab_names(self) -> list[tuple[str, str]]:
-        from labkit.core import stages
-
         return stages.namespaces(self.lab.count)
 
     # -- the worker ------------------------------------------------------------
@@ -377,8 +305,6 @@ class Panel:
         >>> panel.go("veth"); panel.wait(); panel.stage  # doctest: +SKIP
         'veth'
         """
-        from labkit.core import stages
-
         if target != "reset":
             stages.find(target, self.lab.count)  # a clear error now, not in the worker
         self._submit(lambda: self._walk(target))
@@ -461,3 +387,72 @@ class Panel:
             self._refresh()
 
         self._submit(job)
+
+
+def _build(panel: Panel) -> None:
+    """Make the panel's widgets and wire them to its actions."""
+    panel.sequence = ["reset", *panel.lab.steps()]
+    panel.back_button = w.Button(description="Back", icon="step-backward", tooltip="back a step")
+    panel.next_button = w.Button(description="Next", icon="step-forward", tooltip="next step")
+    panel.reset_button = w.Button(description="Reset", icon="undo", tooltip="back to reset")
+    panel.target = w.Dropdown(
+        options=panel.sequence, value="reset", description="go to", layout={"width": "260px"}
+    )
+    panel.go_button = w.Button(description="Go", tooltip="go to the chosen stage or step")
+    panel.refresh_button = w.Button(
+        description="Refresh", icon="refresh", tooltip="read the kernel again"
+    )
+    panel.status = w.HTML(value="stage: reset")
+    panel.busy = w.HTML(value="")
+    panel.progress = w.IntProgress(value=0, min=0, max=1, description="progress")
+    panel.show_addresses = w.Checkbox(value=True, description="addresses", indent=False)
+    panel.show_macs = w.Checkbox(value=False, description="MACs", indent=False)
+    panel.show_routes = w.Checkbox(value=True, description="routes", indent=False)
+    panel.image = w.Image(format="png", layout={"max_width": "900px", "width": "100%"})
+    panel.caption = w.HTML(value="")
+    names = panel._nodes()
+    panel.ping_src = w.Dropdown(options=names, description="ping from")
+    panel.ping_dst = w.Text(value=stages.namespaces(2)[1][1], description="to")
+    panel.ping_button = w.Button(description="Ping")
+    panel.http_src = w.Dropdown(options=names, description="HTTP from")
+    panel.http_url = w.Text(value=f"http://{stages.HOST_LAN_IP}/", description="URL")
+    panel.http_button = w.Button(description="HTTP")
+    panel.result = w.HTML(value="")
+    panel.routes_table = w.HTML()
+    panel.arp_table = w.HTML()
+    panel.nat_table = w.HTML()
+    scroll = {"max_height": "320px", "overflow": "auto"}
+    panel.tables = w.Tab(
+        children=[
+            w.Box([panel.routes_table], layout=scroll),
+            w.Box([panel.arp_table], layout=scroll),
+            w.Box([panel.nat_table], layout=scroll),
+        ],
+        titles=("routes", "ARP", "NAT counters"),
+    )
+    panel.back_button.on_click(lambda _b: panel.back())
+    panel.next_button.on_click(lambda _b: panel.next())
+    panel.reset_button.on_click(lambda _b: panel.reset())
+    panel.go_button.on_click(lambda _b: panel.go(str(panel.target.value)))
+    panel.refresh_button.on_click(lambda _b: panel.refresh())
+    panel.ping_button.on_click(lambda _b: panel.ping(panel.ping_src.value, panel.ping_dst.value))
+    panel.http_button.on_click(lambda _b: panel.http(panel.http_src.value, panel.http_url.value))
+    for box in (panel.show_addresses, panel.show_macs, panel.show_routes):
+        box.observe(lambda _change: panel._submit(panel._repaint), names="value")
+    panel.widget = w.VBox(
+        [
+            w.HBox(
+                [panel.back_button, panel.next_button, panel.reset_button, panel.refresh_button]
+            ),
+            w.HBox([panel.target, panel.go_button]),
+            panel.status,
+            w.HBox([panel.progress, panel.busy]),
+            w.HBox([panel.show_addresses, panel.show_macs, panel.show_routes]),
+            panel.image,
+            panel.caption,
+            w.HBox([panel.ping_src, panel.ping_dst, panel.ping_button]),
+            w.HBox([panel.http_src, panel.http_url, panel.http_button]),
+            panel.result,
+            panel.tables,
+        ]
+    )
