@@ -1,22 +1,40 @@
 """labkit: learn Linux network namespaces by building them, for real.
 
-Who does what:
+The package in layers, from the bottom up; a module imports only its own
+layer and those below (``tests/test_architecture.py`` checks it, imports
+inside functions included, and that there is no cycle):
 
-* :mod:`labkit.kernel.sandbox` starts a private "host" (user, mount, PID and
-  network namespaces) so a lab never touches the machine's own network;
-* :mod:`labkit.core.stages` holds the course as the tutorial's shell commands;
-  :mod:`labkit.core.model` simulates them into the state a stage should have;
-* :mod:`labkit.kernel.observe` reads the live kernel into that same state and
-  into a networkx graph; :mod:`labkit.draw` draws the graph;
-* :mod:`labkit.kernel.apply` works out and makes the changes between the two,
-  through :mod:`labkit.kernel.netns` (all netlink work, on one thread) and
-  :mod:`labkit.kernel.rtnl` (the rtnetlink messages, many per system call);
-* :mod:`labkit.kernel.probe` pings many pairs at once from raw sockets;
-* :mod:`labkit.lab` ties them together as :class:`Lab`;
-* :mod:`labkit.ui.live` redraws the graph with what changed marked, and
-  :mod:`labkit.ui.panel` is a control panel of notebook widgets (:class:`Panel`);
-* :mod:`labkit.cli`, :mod:`labkit.doctor` and :mod:`labkit.jupyter` are
-  the command line, the machine check and the Jupyter kernel.
+* :mod:`labkit.errors`, :mod:`labkit.version`: the exceptions; the version.
+* :mod:`labkit.core`, pure (no kernel, no files):
+  :mod:`~labkit.core.model` (a network :class:`State` and a simulator of
+  the tutorial's commands), :mod:`~labkit.core.stages` (the course as those
+  commands), :mod:`~labkit.core.ops` (every kind of change, in one table),
+  :mod:`~labkit.core.plan` (the ops from one state to another),
+  :mod:`~labkit.core.names` (how places are named and reached).
+* :mod:`labkit.kernel`, the effects: :mod:`~labkit.kernel.sandbox`
+  (entering and joining a sandbox; :mod:`~labkit.kernel.preflight` says
+  whether one can start, :mod:`~labkit.kernel.mounts` gives it its
+  files), :mod:`~labkit.kernel.labs` (the running labs),
+  :mod:`~labkit.kernel.rtnl` (labkit's rtnetlink codec),
+  :mod:`~labkit.kernel.netns` (the netlink thread and its sockets),
+  :mod:`~labkit.kernel.nsfiles` (``ip netns add/delete``),
+  :mod:`~labkit.kernel.procs`, :mod:`~labkit.kernel.services` (processes,
+  web apps), :mod:`~labkit.kernel.observe` (the kernel read into a
+  snapshot, a State and a graph), :mod:`~labkit.kernel.probe` (many pings
+  at once), :mod:`~labkit.kernel.apply` (carrying out ops; reset).
+* :mod:`labkit.draw`: pictures of the graph (positions in
+  :mod:`~labkit.draw.layout`, without matplotlib; sizes and colours in
+  :mod:`~labkit.draw.style`), and :mod:`labkit.progress`.
+* :mod:`labkit.checks`, :mod:`labkit.packets`, :mod:`labkit.trace`: what
+  is right or missing, real packets, a packet's path.
+* :mod:`labkit.lab`: :class:`Lab`, which ties them together.
+* :mod:`labkit.why`, :mod:`labkit.exercises`, :mod:`labkit.world` and
+  :mod:`labkit.ui` (:mod:`~labkit.ui.live` redraws with changes marked,
+  :mod:`~labkit.ui.panel` is the control panel :class:`Panel`,
+  :mod:`~labkit.ui.steps` steps through a trace).
+* :mod:`labkit.cli`, :mod:`labkit.shell`, :mod:`labkit.doctor`,
+  :mod:`labkit.jupyter`: the command line, the machine check and the
+  Jupyter kernel; :mod:`labkit.webapp` and :mod:`labkit.server` stand alone.
 
 Examples
 --------

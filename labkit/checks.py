@@ -1,6 +1,6 @@
 """ "Check your work": what is right and what is missing, in plain words.
 
-:func:`check` compares the kernel with a stage (or ``stage:step``). Each
+:func:`compare` compares the kernel with a stage (or ``stage:step``). Each
 difference becomes one sentence saying what is wrong and the command that
 fixes it (taken from the same ops :meth:`labkit.Lab.goto` would run, so
 the advice is exactly what labkit would do). When nothing differs, real
@@ -20,7 +20,7 @@ from labkit.errors import ConflictError
 
 @runtime_checkable
 class Checked(Protocol):
-    """What :func:`check` needs of a lab (a :class:`labkit.Lab` has it all).
+    """What :func:`compare` needs of a lab (a :class:`labkit.Lab` has it all).
 
     Examples
     --------
@@ -43,7 +43,7 @@ class Checked(Protocol):
 
 @dataclass
 class Report:
-    """The outcome of :func:`check`: problems (with fixes) and confirmations.
+    """The outcome of :func:`compare`: problems (with fixes) and confirmations.
 
     Examples
     --------
@@ -124,7 +124,7 @@ def _probes(target: str) -> list[tuple[str, str, str, str]]:
     return probes.get(name, [])
 
 
-def check(target: str, lab: Checked, probe: bool = True) -> Report:
+def compare(target: str, lab: Checked, probe: bool = True) -> Report:
     """Compare the kernel with ``target`` and say what is right or missing.
 
     Parameters
@@ -139,7 +139,7 @@ def check(target: str, lab: Checked, probe: bool = True) -> Report:
     Examples
     --------
     >>> from labkit import Lab
-    >>> print(check("veth", Lab()))  # doctest: +SKIP
+    >>> print(compare("veth", Lab()))  # doctest: +SKIP
     All good: the kernel has everything the veth stage needs.
       + red reaches blue over the cable
     """

@@ -68,7 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from labkit import doctor
 
-    findings = doctor.check()
+    findings = doctor.findings()
     if args.quiet:
         findings = [f for f in findings if not f.ok]
     if findings:

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 
 from labkit import jupyter
-from labkit.kernel import modules, preflight, sandbox
+from labkit.kernel import modules, preflight, probe, sandbox
 
 #: The tools the course uses, and the Debian/Ubuntu package of each.
 TOOLS: dict[str, str] = {
@@ -488,17 +488,6 @@ def check_containment() -> Finding:
     return Finding(name, False, detail, "; ".join(fixes), blocking=blocking)
 
 
-def _neighbour_entries() -> int | None:
-    """Entries in the machine's IPv4 neighbour table now (every namespace)."""
-    text = _read("/proc/net/stat/arp_cache")
-    if not text:
-        return None
-    rows = text.splitlines()
-    if len(rows) < 2 or rows[0].split()[0] != "entries":
-        return None
-    return int(rows[1].split()[0], 16)
-
-
 def check_neighbour_table() -> Finding:
     """The machine's ARP table limit, shared by every namespace.
 
@@ -509,7 +498,7 @@ def check_neighbour_table() -> Finding:
     """
     name = "neighbour table"
     limit = _read("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
-    used = _neighbour_entries()
+    used = probe.neighbour_stats().get("entries")
     if limit is None or not limit.isdigit():
         return Finding(name, True, "its limit is not readable here (inside a sandbox)")
     size = int(limit)
@@ -530,7 +519,7 @@ def check_neighbour_table() -> Finding:
     return Finding(name, True, detail)
 
 
-def check() -> list[Finding]:
+def findings() -> list[Finding]:
     """Run every check; read-only on the machine.
 
     The sandbox check starts a throwaway sandbox in a child process; call
@@ -539,8 +528,8 @@ def check() -> list[Finding]:
     Examples
     --------
     >>> from labkit import doctor
-    >>> findings = doctor.check()
-    >>> findings[1].name
+    >>> found = doctor.findings()
+    >>> found[1].name
     'sandbox'
     """
     return [

@@ -322,7 +322,7 @@ class Lab(PacketTests):
           - veth-blue in blue is down.
             fix: ip -n blue link set veth-blue up
         """
-        return checks.check(target, self, probe)
+        return checks.compare(target, self, probe)
 
     # -- checks from real packets -------------------------------------------
 

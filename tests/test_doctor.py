@@ -27,7 +27,7 @@ def by_name(findings: list[doctor.Finding]) -> dict[str, doctor.Finding]:
 
 
 def test_check_returns_findings_with_details_and_fixes():
-    findings = doctor.check()
+    findings = doctor.findings()
     assert findings and all(isinstance(f, doctor.Finding) for f in findings)
     names = by_name(findings)
     for name in ("user", "sandbox", "containment", "user namespaces", "kernel modules"):
@@ -40,19 +40,19 @@ def test_check_returns_findings_with_details_and_fixes():
 
 
 def test_report_names_the_sandbox():
-    text = doctor.report(doctor.check())
+    text = doctor.report(doctor.findings())
     assert "sandbox" in text
     assert text.splitlines()[-1].startswith("labkit ")
 
 
 @needs_sandbox
 def test_sandbox_finding_is_ok_where_a_sandbox_can_start():
-    assert by_name(doctor.check())["sandbox"].ok
+    assert by_name(doctor.findings())["sandbox"].ok
 
 
 def test_check_leaves_the_machine_alone():
     before = machine_network()
-    doctor.check()
+    doctor.findings()
     assert machine_network() == before
 
 
@@ -420,11 +420,8 @@ def test_neighbour_table_limit_is_reported_and_a_full_table_warns(monkeypatch):
     assert finding.ok and f"at most {limit} entries" in finding.detail
 
     def fake(entries: int, limit: str):
-        stat = f"entries allocs\n{entries:08x} 00000001\n"
-        files = {
-            "/proc/net/stat/arp_cache": stat,
-            "/proc/sys/net/ipv4/neigh/default/gc_thresh3": limit,
-        }
+        monkeypatch.setattr(doctor.probe, "neighbour_stats", lambda: {"entries": entries})
+        files = {"/proc/sys/net/ipv4/neigh/default/gc_thresh3": limit}
         return lambda path: files.get(path, real(path))
 
     monkeypatch.setattr(doctor, "_read", fake(900, "1024"))

@@ -102,7 +102,7 @@ def _send(nl: netns.Netlink, ns: str, items: list[tuple[Op, bytes]], idx: Indexe
                 rtnl.address(False, index, op.arg("cidr")),
                 rtnl.address(True, index, op.arg("cidr")),
             ]
-        rtnl.check(nl.sock(ns).request(fixes))
+        rtnl.raise_errors(nl.sock(ns).request(fixes))
 
 
 def _netlink(nl: netns.Netlink, ops: list[Op], idx: Indexes, tick: Callable[[int], None]) -> None:

@@ -173,9 +173,10 @@ class _Unit:
             self.sock = None
 
 
-class _Sandbox:
-    """Who has which devices and addresses, and the neighbour entries that
-    were there before the probes (read once, when the probes need waves)."""
+class _NeighbourTables:
+    """The sandbox's neighbour tables as the probes found them: who has which
+    devices and addresses, and the entries that were there before the probes
+    (read once, when the probes need waves), so each wave's entries can go."""
 
     def __init__(self, nl: netns.Netlink) -> None:
         self.nl = nl
@@ -236,6 +237,34 @@ class _Sandbox:
                 continue  # gone meanwhile
 
 
+def neighbour_stats() -> dict[str, int]:
+    """The machine's IPv4 neighbour table counters (``/proc/net/stat/arp_cache``).
+
+    ``entries`` is the number of entries now (every namespace together);
+    the other counters, such as ``table_fulls`` (how often the table has
+    refused an entry since boot), are summed over the CPUs. Empty when the
+    file cannot be read.
+
+    Examples
+    --------
+    >>> stats = neighbour_stats()
+    >>> stats == {} or stats["entries"] >= 0
+    True
+    """
+    try:
+        with open("/proc/net/stat/arp_cache") as f:
+            rows = [r.split() for r in f.read().splitlines()]
+    except OSError:
+        return {}
+    if len(rows) < 2:
+        return {}
+    head, cpus = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
+    stats = {name: sum(int(r[i], 16) for r in cpus) for i, name in enumerate(head)}
+    if "entries" in head and cpus:
+        stats["entries"] = int(cpus[0][head.index("entries")], 16)  # the same on every row
+    return stats
+
+
 def table_fulls() -> int:
     """How often the machine's IPv4 neighbour table has refused an entry (since boot).
 
@@ -244,16 +273,7 @@ def table_fulls() -> int:
     >>> table_fulls() >= 0
     True
     """
-    try:
-        with open("/proc/net/stat/arp_cache") as f:
-            rows = f.read().split("\n")
-    except OSError:
-        return 0
-    head = rows[0].split()
-    if "table_fulls" not in head:
-        return 0
-    at = head.index("table_fulls")
-    return sum(int(r.split()[at], 16) for r in rows[1:] if len(r.split()) > at)
+    return neighbour_stats().get("table_fulls", 0)
 
 
 def ping_many(
@@ -285,7 +305,7 @@ def ping_many(
     # each unit its own ICMP id: replies are told apart by (id, seq)
     units = [_Unit(src, ips, (base + n) & 0xFFFF) for n, (src, ips) in enumerate(chunks)]
     bounded = sum(u.cost for u in units) > budget
-    sandbox = _Sandbox(nl) if bounded else None
+    tables = _NeighbourTables(nl) if bounded else None
     results: dict[tuple[str, str], bool] = {}
     pending = list(reversed(units))
     while pending:
@@ -320,8 +340,8 @@ def ping_many(
         for unit in wave:
             for seq, ip in enumerate(unit.targets):
                 results[(unit.src, ip)] = unit.answered.get(seq, False)
-        if sandbox:
-            sandbox.forget(wave)
+        if tables:
+            tables.forget(wave)
         # A probe lost once (an ARP request dropped while a busy bridge
         # floods) gets a second try; more when the neighbour table was full
         # meanwhile (another lab, or the machine), which is not the network.
@@ -334,6 +354,6 @@ def ping_many(
                 pending.append(again)
         if full:
             time.sleep(0.1)
-    if sandbox:
-        sandbox.forget_all()
+    if tables:
+        tables.forget_all()
     return results

@@ -738,12 +738,12 @@ def _messages(data: bytes) -> list[tuple[int, int, int, int, int]]:
     return out
 
 
-def check(results: list[tuple[int, str]], ok: frozenset[int] = frozenset()) -> None:
+def raise_errors(results: list[tuple[int, str]], ok: frozenset[int] = frozenset()) -> None:
     """Raise :class:`NetlinkError` for the first result not 0 and not in ``ok``.
 
     Examples
     --------
-    >>> check([(0, ""), (17, "")], frozenset({17}))  # 17: EEXIST
+    >>> raise_errors([(0, ""), (17, "")], frozenset({17}))  # 17: EEXIST
     """
     for code, detail in results:
         if code and code not in ok:
