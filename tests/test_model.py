@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from labkit.core.model import CommandError, Iface, Route, State, simulate
-from labkit.core.plan import diff
 from labkit.core.stages import count_from, desired, find, namespaces, owned, stages, steps_upto
 from labkit.errors import ConfigError, ConflictError
+from labkit.kernel.apply import diff
 
 
 def test_simulator_follows_a_veth_across_namespaces():
@@ -217,3 +217,23 @@ def test_no_stage_closes_a_chain():
     for stage in stages(3):
         for step in stage.steps:
             assert desired(step.id, 3).policies == {}, step.id
+
+
+def test_forwarding_is_part_of_the_state_only_where_the_course_routes():
+    fwd = "net.ipv4.ip_forward"
+    s = simulate(
+        [
+            "ip netns add red",
+            "ip netns add router",
+            "ip netns exec red sysctl -w net.ipv4.ip_forward=1",  # as Docker's machine gives it
+        ]
+    )
+    assert s.sysctls == {("host", fwd): "0", ("router", fwd): "0"}
+    s = simulate([f"sysctl -w {fwd}=1", f"ip netns exec router sysctl -w {fwd}=1"], s)
+    assert s.sysctls == {("host", fwd): "1", ("router", fwd): "1"}
+    assert simulate(["ip netns del router"], s).sysctls == {("host", fwd): "1"}
+    for target in ["reset", "netns", "bridge", "nat:masquerade", "nat", "portforward"]:
+        d = desired(target, 3)
+        assert {ns for ns, _ in d.sysctls} == {"host", "router"}, target
+    assert desired("nat:masquerade").sysctls[("host", fwd)] == "0"
+    assert desired("nat").sysctls == {("host", fwd): "1", ("router", fwd): "1"}

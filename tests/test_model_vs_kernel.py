@@ -12,9 +12,10 @@ import subprocess
 
 import pytest
 
-from labkit.core.model import CommandError, simulate
+from labkit import Lab
+from labkit.core.model import FORWARDING, ROUTERS, CommandError, simulate
 from labkit.core.stages import desired
-from labkit.kernel.observe import snapshot, to_state
+from labkit.kernel.observe import snapshot, to_graph, to_state
 
 pytestmark = pytest.mark.sandbox
 
@@ -74,3 +75,22 @@ def test_a_deleted_link_takes_the_same_routes_in_the_kernel_and_the_simulator(co
     after = simulate([command], world).routes
     assert after < world.routes  # something went
     assert to_state(snapshot()).routes == after
+
+
+def test_a_namespace_made_by_hand_that_forwards_is_still_at_its_stage():
+    # On a machine running Docker (ip_forward=1), `ip netns add` makes namespaces
+    # that forward: the same here, set by hand, without touching the machine.
+    for command in Lab().plan("netns").commands + Lab().plan("veth").commands:
+        assert sh(command).returncode == 0, command
+    for ns in ("red", "blue", "lan-pc", "internet"):
+        assert sh(f"ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=1").returncode == 0
+    snap = snapshot()
+    assert snap.sysctls["red"] == {"net.ipv4.ip_forward": "1"}  # the kernel's truth ...
+    assert to_graph(snap).nodes["ns:red"]["forwarding"]  # ... which the graph shows
+    assert set(to_state(snap).sysctls) == {(ns, FORWARDING) for ns in ROUTERS}
+    assert Lab().stage() == "veth"
+    assert Lab().changes("veth") == []
+    # the routers' forwarding stays part of the state
+    assert sh("ip netns exec router sysctl -qw net.ipv4.ip_forward=0").returncode == 0
+    assert to_state(snapshot()).sysctls[("router", FORWARDING)] == "0"
+    assert Lab().stage() is None

@@ -124,6 +124,11 @@ class Service:
 
 
 FORWARDING = "net.ipv4.ip_forward"
+#: the namespaces that route in the course (the host, and the world's home
+#: router): the only ones whose sysctls (forwarding) a State holds. Any other
+#: namespace's forwarding is whatever the machine gave it: a namespace made
+#: with ``ip netns add`` copies the machine's, which is 1 where Docker runs.
+ROUTERS = (HOST, "router")
 #: the comment that marks labkit's own firewall rules
 MARK = "labkit"
 #: a built-in chain's policy unless set otherwise (not stored in a State)
@@ -137,16 +142,18 @@ PolicyKey = tuple[str, str, str]
 
 
 def _default_sysctls(ns: str) -> dict[tuple[str, str], str]:
-    return {(ns, FORWARDING): "0"}
+    return {(ns, FORWARDING): "0"} if ns in ROUTERS else {}
 
 
 @dataclass
 class State:
     """Namespaces, interfaces, static routes, sysctls, rules, services, chain policies.
 
-    ``policies`` maps ``(namespace, table, chain)`` to a built-in chain's
-    policy, and holds only those that are not ``ACCEPT`` (the default): a
-    state where no chain was closed has none.
+    ``sysctls`` maps ``(namespace, key)`` to a value, for the namespaces in
+    :data:`ROUTERS` only (forwarding starts at ``"0"`` there). ``policies``
+    maps ``(namespace, table, chain)`` to a built-in chain's policy, and
+    holds only those that are not ``ACCEPT`` (the default): a state where no
+    chain was closed has none.
 
     Examples
     --------
@@ -409,6 +416,10 @@ def apply(state: State, command: str) -> None:
     >>> apply(s, "sudo ip link add v-net-0 type bridge")
     >>> s.ifaces[("host", "v-net-0")].kind
     'bridge'
+    >>> apply(s, "ip netns add red")
+    >>> apply(s, "ip netns exec red sysctl -w net.ipv4.ip_forward=1")  # red does not route
+    >>> s.sysctls
+    {('host', 'net.ipv4.ip_forward'): '0'}
     >>> apply(s, "ip netns exec router iptables -w -P FORWARD DROP")
     >>> s.policies
     {('router', 'filter', 'FORWARD'): 'DROP'}
@@ -422,7 +433,8 @@ def apply(state: State, command: str) -> None:
         ns, words = words[3], words[4:]
     if words[:1] == ["sysctl"] and len(words) == 3 and words[1] == "-w":
         key, _, value = words[2].partition("=")
-        state.sysctls[(ns, key)] = value
+        if ns in ROUTERS:  # elsewhere not part of a State (see ROUTERS)
+            state.sysctls[(ns, key)] = value
         return
     if words[:1] == ["iptables"]:
         _iptables(state, ns, words[1:], command)

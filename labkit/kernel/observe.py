@@ -36,14 +36,25 @@ from typing import Any
 
 import networkx as nx
 
-from labkit.core.model import ACCEPT, FORWARDING, HOST, MARK, Iface, Route, Rule, Service, State
+from labkit.core.model import (
+    ACCEPT,
+    FORWARDING,
+    HOST,
+    MARK,
+    ROUTERS,
+    Iface,
+    Route,
+    Rule,
+    Service,
+    State,
+)
 from labkit.errors import ConfigError
 from labkit.kernel import netns, services
 
 #: tables labkit reads and writes
 TABLES = ("nat", "filter")
 #: namespaces whose firewall is read besides the host's (the world's router)
-RULE_NAMESPACES = ("router",)
+RULE_NAMESPACES = tuple(ns for ns in ROUTERS if ns != HOST)
 
 
 @dataclass
@@ -235,6 +246,9 @@ def to_state(snap: Snapshot) -> State:
     --------
     >>> to_state(Snapshot(links={"host": []})).namespaces
     set()
+    >>> fwd = {"host": {FORWARDING: "0"}, "red": {FORWARDING: "1"}}
+    >>> to_state(Snapshot(links={"host": [], "red": []}, sysctls=fwd)).sysctls
+    {('host', 'net.ipv4.ip_forward'): '0'}
     >>> closed = {"host": {("filter", "FORWARD"): "DROP", ("filter", "INPUT"): "ACCEPT"}}
     >>> to_state(Snapshot(links={"host": []}, policies=closed)).policies
     {('host', 'filter', 'FORWARD'): 'DROP'}
@@ -283,8 +297,13 @@ def to_state(snap: Snapshot) -> State:
                 if any(ipaddress.ip_address(r["via"]) in net for net in broken):
                     continue
                 state.routes.add(Route(ns, r["dst"], r["via"]))
+    # forwarding of the namespaces that route in the course only: elsewhere it is
+    # the machine's (1 where Docker runs), which the course does not care about
     state.sysctls = {
-        (ns, key): value for ns, values in snap.sysctls.items() for key, value in values.items()
+        (ns, key): value
+        for ns, values in snap.sysctls.items()
+        if ns in ROUTERS
+        for key, value in values.items()
     }
     for ns, rules in snap.rules.items():
         for r in rules:
