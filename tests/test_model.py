@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from labkit.core.model import CommandError, Iface, Route, State, simulate
+from labkit.core.plan import diff
 from labkit.core.stages import count_from, desired, find, namespaces, owned, stages, steps_upto
 from labkit.errors import ConfigError, ConflictError
-from labkit.kernel.apply import diff
 
 
 def test_simulator_follows_a_veth_across_namespaces():
