@@ -7,7 +7,7 @@ Run (as root, or where user namespaces work):
     .venv/bin/python bench/run.py --ops reach --sizes 100 --repeat 1
     .venv/bin/python bench/run.py --quick --json  # tiny sizes, 1 repeat (CI smoke)
 
-Every measurement runs in a fresh sandbox (:func:`labkit.kernel.sandbox.run_in_sandbox`);
+Every measurement runs in a fresh sandbox with its world (:func:`labkit.world.run_in_lab`);
 only the operation itself is timed, never the set-up before it. The table gives
 the median of ``--repeat`` runs (default 3) per op and size, and
 ratio = shell_s / labkit_s (above 1: labkit is faster).
@@ -89,7 +89,7 @@ import labkit.draw.painter  # imported (with matplotlib) before any fork, so no 
 from labkit import Lab
 from labkit.core import stages
 from labkit.kernel import observe
-from labkit.world import run_in_lab as run_in_sandbox
+from labkit.world import run_in_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = ["build", "observe", "reach", "reset", "draw", "memory"]
@@ -360,7 +360,7 @@ def _median(way: Way, n: int, repeat: int, quiet_max: float) -> tuple[float, lis
     """The median of ``repeat`` sandboxed runs of ``way(n)``, their notes, the most failures."""
     samples = []
     for _ in range(repeat):
-        samples.append(Sample(*run_in_sandbox(way, n)))
+        samples.append(Sample(*run_in_lab(way, n)))
         settle(n + WORLD_NAMESPACES, quiet_max)
     notes = sorted({s.note for s in samples if s.note})
     return statistics.median(s.value for s in samples), notes, max(s.failed for s in samples)

@@ -205,10 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cycles < 1 or not 1 <= args.warmup <= args.cycles:
         parser.error("need --cycles >= 1 and 1 <= --warmup <= --cycles")
 
-    from labkit.world import run_in_lab as run_in_sandbox
+    from labkit.world import run_in_lab
 
     started = time.monotonic()
-    rows = run_in_sandbox(soak, args.cycles, args.namespaces, args.stage)
+    rows = run_in_lab(soak, args.cycles, args.namespaces, args.stage)
     seconds = round(time.monotonic() - started, 2)
     checks = verdicts(rows, args.warmup, args.max_rss_growth)
     ok = all(v["ok"] for v in checks)

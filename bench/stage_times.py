@@ -17,7 +17,7 @@ import sys
 import time
 
 from labkit import Lab
-from labkit.world import run_in_lab as run_in_sandbox
+from labkit.world import run_in_lab
 
 
 def _labkit(stage: str, count: int) -> float:
@@ -55,10 +55,10 @@ def main() -> None:
     print(f"{'stage':8} {'labkit ms':>10} {'shell ms':>10} {'ratio':>6}")
     for stage in Lab().stages:
         lk = statistics.median(
-            run_in_sandbox(_labkit, stage, args.namespaces) for _ in range(args.repeat)
+            run_in_lab(_labkit, stage, args.namespaces) for _ in range(args.repeat)
         )
         sh = statistics.median(
-            run_in_sandbox(_shell, stage, args.namespaces) for _ in range(args.repeat)
+            run_in_lab(_shell, stage, args.namespaces) for _ in range(args.repeat)
         )
         print(f"{stage:8} {lk * 1000:10.1f} {sh * 1000:10.1f} {sh / lk:6.2f}")
 

@@ -103,7 +103,7 @@ def _probes(target: str) -> list[tuple[str, str, str, str]]:
     name = target.partition(":")[0]
     if (
         ":" in target
-        and target != f"{name}:{stages.stages(2)[stages.find(name)[0]].steps[-1].name}"
+        and target != f"{name}:{stages.course(2)[stages.find(name)[0]].steps[-1].name}"
     ):
         return []  # intermediate steps may not work yet, by design
     (red, red_ip), (blue, blue_ip) = stages.namespaces(2)

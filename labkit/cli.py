@@ -196,7 +196,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_stages(args: argparse.Namespace) -> int:
     count = 2 if args.namespaces is None else args.namespaces  # -n 0 is an error, not 2
-    all_stages = stages.stages(count)[1:]  # the world is there from the start
+    all_stages = stages.course(count)[1:]  # the world is there from the start
     steps = [s for st in all_stages for s in st.steps if s.commands]
     width = max(len(s.id) for s in steps) + 2
     for st in all_stages:

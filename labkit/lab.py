@@ -138,10 +138,10 @@ class Lab(PacketTests):
         >>> Lab().steps("veth")
         ['veth:cable', 'veth:address', 'veth:up']
         """
-        all_stages = stages.stages(self.count)[1:]  # not the world
+        all_stages = stages.course(self.count)[1:]  # not the world
         if stage is not None:
             i, _ = stages.find(stage, self.count)
-            all_stages = stages.stages(self.count)[i : i + 1]
+            all_stages = stages.course(self.count)[i : i + 1]
         return [s.id for st in all_stages for s in st.steps if s.commands]
 
     def plan(self, stage: str) -> Plan:
@@ -153,7 +153,7 @@ class Lab(PacketTests):
         'ip link add veth-red type veth peer name veth-blue'
         """
         i, _ = stages.find(stage, self.count)
-        return Plan(stages.stages(self.count)[i])
+        return Plan(stages.course(self.count)[i])
 
     # -- reading the kernel ------------------------------------------------
 
@@ -178,7 +178,7 @@ class Lab(PacketTests):
         True
         """
         preflight.require()
-        return observe.observe()
+        return observe.graph()
 
     def draw(self, **kwargs: Any) -> Any:
         """Draw the live topology; returns a matplotlib Figure.

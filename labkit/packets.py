@@ -367,7 +367,7 @@ class PacketTests:
         """
         preflight.require()
         self.argv_in(node)
-        g = observe.observe()
+        g = observe.graph()
         return {
             n["ip"]: n["mac"]
             for n in g.nodes[f"ns:{node}"]["neigh"]
@@ -384,4 +384,4 @@ class PacketTests:
         """
         preflight.require()
         self.argv_in(node)
-        return observe.observe().nodes[f"ns:{node}"]["routes"]
+        return observe.graph().nodes[f"ns:{node}"]["routes"]

@@ -149,7 +149,7 @@ class Trace:
         from labkit import draw
         from labkit.kernel import observe
 
-        return draw.draw(observe.observe(), trace=self, **kwargs)
+        return draw.draw(observe.graph(), trace=self, **kwargs)
 
 
 def _capture(nl: netns.Netlink, ns: str) -> socket.socket:

@@ -191,15 +191,11 @@ class _Kernel:
     def rules(self, ns: str) -> tuple[list[tuple[str, str, str]], dict[tuple[str, str], str]]:
         """(table, chain, spec) rules and (table, chain) -> policy of ``ns``."""
         if ns not in self._rules:
-            rules, policies = [], {}
-            for table in ("nat", "filter"):
-                proc = self.nl.call(self.nl.run_in, ns, ["iptables", "-w", "-t", table, "-S"])
-                for line in proc.stdout.splitlines():
-                    words = line.split()
-                    if len(words) >= 3 and words[0] == "-P":
-                        policies[(table, words[1])] = words[2]
-                    elif len(words) >= 2 and words[0] == "-A":
-                        rules.append((table, words[1], " ".join(words[2:])))
+            if ns in self.snap.rules:  # read with the snapshot already
+                found, policies = self.snap.rules[ns], self.snap.policies.get(ns, {})
+            else:
+                found, policies = self.nl.call(observe.read_firewall, self.nl, ns)
+            rules = [(r["table"], r["chain"], r["spec"]) for r in found]
             self._rules[ns] = (rules, policies)
         return self._rules[ns]
 

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from labkit.world import run_in_lab as run_in_sandbox
+from labkit.world import run_in_lab
 
 collect_ignore = ["../labkit/__main__.py"]
 
@@ -101,9 +101,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     # An event loop closed by an earlier test (Playwright's) ends its
-    # executor's threads a moment later; run_in_sandbox forks only alone.
+    # executor's threads a moment later; run_in_lab forks only alone.
     for thread in threading.enumerate():
         if thread is not threading.main_thread():
             thread.join(timeout=10)
-    run_in_sandbox(pyfuncitem.obj, **kwargs)
+    run_in_lab(pyfuncitem.obj, **kwargs)
     return True

@@ -1,7 +1,7 @@
 """Many labs at once: 4 sandboxes build and probe at the same time, each sees only itself.
 
 The test starts 4 separate Python processes; each enters a sandbox of its own
-(:func:`labkit.kernel.sandbox.run_in_sandbox`) and runs :func:`worker`, which
+(:func:`labkit.kernel.sandbox.run_in_lab`) and runs :func:`worker`, which
 
 1. marks its sandbox with things only it makes: a namespace ``only-wI``, a
    bridge ``markI`` with the address 10.77.I.1/24 in the host, and a
@@ -82,7 +82,7 @@ def _sh(command: str) -> None:
 def worker(i: int, stage: str, count: int, pings: list, https: list, shared: str) -> None:
     """One lab in its own sandbox: mark, build, probe, write what it saw."""
     from labkit import Lab
-    from labkit.kernel.observe import observe
+    from labkit.kernel.observe import graph
 
     times = {"start": time.time()}
     box = Path(shared)
@@ -102,7 +102,7 @@ def worker(i: int, stage: str, count: int, pings: list, https: list, shared: str
     ping = [[src, dst, lab.ping(src, dst, count=2).ok] for src, dst in pings]
     http = [[src, url, lab.http(src, url).body.strip()] for src, url, _ in https]
     times["probe_end"] = time.time()
-    g = observe()
+    g = graph()
     seen = {
         "i": i,
         "netns_inode": os.stat("/proc/self/ns/net").st_ino,
@@ -167,9 +167,9 @@ def test_four_labs_at_once_see_only_themselves(tmp_path):
     for i, (stage, count, pings, https) in enumerate(LABS):
         code = (
             f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-            "from labkit.world import run_in_lab as run_in_sandbox\n"
+            "from labkit.world import run_in_lab\n"
             "import test_concurrent as t\n"
-            f"run_in_sandbox(t.worker, {i}, {stage!r}, {count}, {pings!r}, {https!r}, "
+            f"run_in_lab(t.worker, {i}, {stage!r}, {count}, {pings!r}, {https!r}, "
             f"{str(tmp_path)!r})\n"
         )
         procs.append(

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from labkit.draw import COMPACT_ABOVE, DENSE_ABOVE, FIGSIZE, draw, layout, save, trace_steps
-from labkit.world import run_in_lab as run_in_sandbox
+from labkit.world import run_in_lab
 
 FIGURE_REPR = "<Figure size 900x700 with 1 Axes>"
 WORLD = ["ns:router", "ns:lan-pc", "ns:internet"]
@@ -44,7 +44,7 @@ def lab_names(count: int) -> list[tuple[str, int]]:
 
 
 def build(stage: str, count: int = 2) -> nx.Graph:
-    from labkit.kernel.observe import observe
+    from labkit.kernel.observe import graph
 
     if stage == "veth":
         sh(
@@ -58,7 +58,7 @@ def build(stage: str, count: int = 2) -> nx.Graph:
             "ip -n red link set veth-red up",
             "ip -n blue link set veth-blue up",
         )
-        return observe()
+        return graph()
     lines = ["link add v-net-0 type bridge", "link set v-net-0 up"]
     for x, _ in lab_names(count):
         lines += [
@@ -73,13 +73,13 @@ def build(stage: str, count: int = 2) -> nx.Graph:
     ip_batch(lines)
     for x, n in lab_names(count):
         ip_batch([f"addr add 192.168.15.{n}/24 dev veth-{x}", f"link set veth-{x} up"], ns=x)
-    return observe()
+    return graph()
 
 
 def build_stage(stage: str) -> nx.Graph:
     """A stage built by labkit, with some traffic through the NAT rules."""
     from labkit import Lab
-    from labkit.kernel.observe import observe
+    from labkit.kernel.observe import graph
 
     lab = Lab(namespaces=2)
     if stage != "reset":
@@ -87,27 +87,27 @@ def build_stage(stage: str) -> nx.Graph:
     if stage == "portforward":
         lab.http("lan-pc", "http://192.168.1.2/")  # through the host's DNAT
         lab.ping("red", "203.0.113.8", count=1)  # through both MASQUERADEs
-    return observe()
+    return graph()
 
 
 def build_with_blue_down() -> nx.Graph:
-    from labkit.kernel.observe import observe
+    from labkit.kernel.observe import graph
 
     build("veth")
     sh("ip -n blue link set veth-blue down")
-    return observe()
+    return graph()
 
 
 @pytest.fixture(scope="module")
 def graphs() -> dict[str, nx.Graph]:
     return {
-        "reset": run_in_sandbox(build_stage, "reset"),
-        "veth": run_in_sandbox(build, "veth"),
-        "bridge": run_in_sandbox(build, "bridge", 2),
-        "bridge20": run_in_sandbox(build, "bridge", 20),
-        "host": run_in_sandbox(build, "host", 2),
-        "host100": run_in_sandbox(build, "host", 100),
-        "portforward": run_in_sandbox(build_stage, "portforward"),
+        "reset": run_in_lab(build_stage, "reset"),
+        "veth": run_in_lab(build, "veth"),
+        "bridge": run_in_lab(build, "bridge", 2),
+        "bridge20": run_in_lab(build, "bridge", 20),
+        "host": run_in_lab(build, "host", 2),
+        "host100": run_in_lab(build, "host", 100),
+        "portforward": run_in_lab(build_stage, "portforward"),
     }
 
 
@@ -278,7 +278,7 @@ def test_small_graphs_show_names_and_addresses(graphs, name):
 def test_cables_are_solid_when_up_and_dashed_when_an_end_is_down(graphs):
     cable = "veth:if:blue/veth-blue|if:red/veth-red"
     assert artist(draw(graphs["veth"]), cable).get_linestyle() == "-"
-    fig = draw(run_in_sandbox(build_with_blue_down))
+    fig = draw(run_in_lab(build_with_blue_down))
     assert artist(fig, cable).get_linestyle() == "--"
     assert artist(fig, "if:blue/veth-blue").get_markerfacecolor() == "white"
 

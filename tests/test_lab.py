@@ -10,7 +10,7 @@ import pytest
 from labkit import ConfigError, ConflictError, Lab
 from labkit.core.model import HOST
 from labkit.core.stages import desired
-from labkit.kernel.observe import observe, snapshot
+from labkit.kernel.observe import graph, snapshot
 
 pytestmark = pytest.mark.sandbox
 
@@ -20,7 +20,7 @@ def sh(command: str) -> subprocess.CompletedProcess:
 
 
 def mac_of(ns: str, ifname: str) -> str:
-    return observe().nodes[f"if:{ns}/{ifname}"]["mac"]
+    return graph().nodes[f"if:{ns}/{ifname}"]["mac"]
 
 
 def test_red_pings_blue_over_the_veth_and_both_learn_arp():
@@ -62,7 +62,7 @@ def test_bridge_as_written_fails_and_the_fix_works():
 def test_bridge_joins_n_namespaces(count):
     lab = Lab(namespaces=count)
     lab.goto("bridge")
-    g = observe()
+    g = graph()
     ports = [n for n, d in g.nodes(data=True) if d.get("master") == "v-net-0"]
     assert len(ports) == count
     last = f"192.168.15.{9 + count - 2}" if count > 2 else "192.168.15.2"
@@ -128,9 +128,9 @@ def test_reset_twice_leaves_nothing():
 def test_observe_sees_a_link_deleted_by_hand_and_goto_repairs_it():
     lab = Lab()
     lab.goto("veth")
-    assert "if:red/veth-red" in observe()
+    assert "if:red/veth-red" in graph()
     assert sh("ip -n red link delete veth-red").returncode == 0
-    g = observe()
+    g = graph()
     assert "if:red/veth-red" not in g and "if:blue/veth-blue" not in g
     assert lab.stage() == "netns"  # the namespaces are all that is left
     lab.goto("veth")
@@ -141,10 +141,10 @@ def test_observe_sees_hand_made_address_and_goto_removes_it():
     lab = Lab()
     lab.goto("veth")
     sh("ip -n red addr add 10.9.9.9/24 dev veth-red")
-    assert "10.9.9.9/24" in observe().nodes["if:red/veth-red"]["addrs"]
+    assert "10.9.9.9/24" in graph().nodes["if:red/veth-red"]["addrs"]
     assert lab.stage() is None
     lab.goto("veth")
-    assert observe().nodes["if:red/veth-red"]["addrs"] == ["192.168.15.1/24"]
+    assert graph().nodes["if:red/veth-red"]["addrs"] == ["192.168.15.1/24"]
 
 
 def test_tutorial_commands_typed_by_hand_are_recognised():
@@ -155,7 +155,7 @@ def test_tutorial_commands_typed_by_hand_are_recognised():
 
 def test_veth_pair_is_seen_across_namespaces():
     Lab().goto("bridge")
-    g = observe()
+    g = graph()
     assert g.edges["if:red/veth-red", "if:host/veth-red-br"]["kind"] == "veth"
     assert g.edges["if:host/veth-red-br", "if:host/v-net-0"]["kind"] == "port"
     assert g.nodes["if:host/v-net-0"]["type"] == "bridge"

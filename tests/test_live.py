@@ -159,9 +159,9 @@ def hand_made_changes() -> tuple[list[str], list[str], list[str], list[str]]:
 
 
 def test_highlight_after_ip_link_add_and_del_by_hand():
-    from labkit.world import run_in_lab as run_in_sandbox
+    from labkit.world import run_in_lab
 
-    added, added_marks, removed, removed_marks = run_in_sandbox(hand_made_changes)
+    added, added_marks, removed, removed_marks = run_in_lab(hand_made_changes)
     assert added == ["if:host/tap-a", "if:host/tap-b"]
     assert added_marks == ["if:host/tap-a", "if:host/tap-a|if:host/tap-b", "if:host/tap-b"]
     assert removed == ["if:blue/veth-blue", "if:red/veth-red"]

@@ -6,7 +6,7 @@ import pytest
 
 from labkit.core.model import CommandError, Iface, Route, State, simulate
 from labkit.core.plan import diff
-from labkit.core.stages import count_from, desired, find, namespaces, owned, stages, steps_upto
+from labkit.core.stages import count_from, course, desired, find, namespaces, owned, steps_upto
 from labkit.errors import ConfigError, ConflictError
 
 
@@ -73,7 +73,7 @@ def test_names_and_counts():
         namespaces("3")  # type: ignore[arg-type]
     assert [s.id for s in steps_upto("veth:cable")][-2:] == ["netns:create", "veth:cable"]
     assert find("host") == (4, 0)
-    assert [s.name for s in stages(2)][0] == "world"
+    assert [s.name for s in course(2)][0] == "world"
 
 
 def test_diff_from_nothing_equals_the_plans_effect():
@@ -111,7 +111,7 @@ def test_conflict_names_the_object_and_the_fix():
 def test_owned_is_everything_any_command_ever_made(count):
     # the plain, quadratic way: the union of the state after every command
     state, ns, ifs, routes = State(), set(), set(), set()
-    for stage in stages(count):
+    for stage in course(count):
         for command in stage.commands:
             state = simulate([command], state)
             ns |= state.namespaces
@@ -125,7 +125,7 @@ def test_owned_is_everything_any_command_ever_made(count):
 
 @pytest.mark.parametrize("count", [2, 5])
 def test_desired_step_by_step_equals_all_commands_at_once(count):
-    for stage in stages(count):
+    for stage in course(count):
         for step in stage.steps:
             commands = [c for s in steps_upto(step.id, count) for c in s.commands]
             assert desired(step.id, count) == simulate(commands), step.id
@@ -137,9 +137,9 @@ def test_a_lab_beyond_247_namespaces_uses_a_22():
     assert names[247] == ("ns255", "192.168.12.1")
     assert names[-1] == ("ns1021", "192.168.14.255")
     assert len({ip for _, ip in names} | {"192.168.15.5"}) == 1015
-    assert "ip -n red addr add 192.168.15.1/24 dev veth-red" in stages(247)[2].commands
-    assert "ip -n red addr add 192.168.15.1/22 dev veth-red" in stages(248)[2].commands
-    nat = [c for c in stages(248)[5].commands if "MASQUERADE" in c]
+    assert "ip -n red addr add 192.168.15.1/24 dev veth-red" in course(247)[2].commands
+    assert "ip -n red addr add 192.168.15.1/22 dev veth-red" in course(248)[2].commands
+    nat = [c for c in course(248)[5].commands if "MASQUERADE" in c]
     assert nat == ["iptables -t nat -A POSTROUTING -s 192.168.12.0/22 -j MASQUERADE"]
     with pytest.raises(ConfigError, match="at most 1014"):
         namespaces(1015)
@@ -214,7 +214,7 @@ def test_the_simulator_refuses_a_policy_iptables_would_refuse(bad):
 
 
 def test_no_stage_closes_a_chain():
-    for stage in stages(3):
+    for stage in course(3):
         for step in stage.steps:
             assert desired(step.id, 3).policies == {}, step.id
 

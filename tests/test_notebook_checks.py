@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from labkit import Lab
-from labkit.world import run_in_lab as run_in_sandbox
+from labkit.world import run_in_lab
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -80,7 +80,7 @@ def _run_cell(source: str, stage: str, breakage: str | None) -> str:
     "name, index, stage, source", CELLS, ids=[f"{n}#{i}" for n, i, *_ in CELLS]
 )
 def test_check_cell_passes_a_correct_build(name, index, stage, source):
-    text = run_in_sandbox(_run_cell, source, stage, None)
+    text = run_in_lab(_run_cell, source, stage, None)
     assert "All good" in text, text
 
 
@@ -92,5 +92,5 @@ def test_check_cell_sees_a_broken_build(name, index, stage, source):
     if ":" in stage or base not in BREAKS:
         pytest.skip(f"no breakage defined for {stage}")
     breakage, hint = BREAKS[base]
-    text = run_in_sandbox(_run_cell, source, stage, breakage)
+    text = run_in_lab(_run_cell, source, stage, breakage)
     assert "Not yet" in text and hint in text, text

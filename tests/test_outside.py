@@ -12,7 +12,7 @@ import pytest
 from labkit import ConfigError, Lab
 from labkit.core.model import HOST, Service
 from labkit.kernel import netns, services
-from labkit.kernel.observe import observe, snapshot
+from labkit.kernel.observe import graph, snapshot
 
 pytestmark = pytest.mark.sandbox
 
@@ -145,7 +145,7 @@ def test_reset_restores_a_broken_world():
 def test_nothing_in_the_sandbox_is_wired_to_the_machine():
     lab = Lab()
     lab.goto("portforward")
-    g = observe()
+    g = graph()
     for node, data in g.nodes(data=True):
         if data["kind"] != "iface" or data["type"] == "loopback":
             continue

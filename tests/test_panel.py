@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from labkit import Lab, Panel
-from labkit.kernel.observe import observe
+from labkit.kernel.observe import graph
 
 pytestmark = pytest.mark.sandbox
 
@@ -66,12 +66,12 @@ def test_go_to_any_step_and_back_and_the_graph_is_a_fresh_observe():
     panel.go("host")
     panel.wait()
     assert Lab().stage() == "host" == panel.stage
-    assert comparable(panel.graph) == comparable(observe())
+    assert comparable(panel.graph) == comparable(graph())
     panel.target.value = "veth:address"
     panel.go_button.click()
     panel.wait()
     assert Lab().stage() == "veth:address"
-    assert comparable(panel.graph) == comparable(observe())
+    assert comparable(panel.graph) == comparable(graph())
     assert "removed" in panel.caption.value  # the bridge is gone since the last picture
 
 
@@ -122,7 +122,7 @@ def test_tables_show_routes_arp_entries_and_nat_counters():
     routes, arp, nat = panel.routes_table.value, panel.arp_table.value, panel.nat_table.value
     assert "<td style='padding:0 8px'>red</td><td style='padding:0 8px'>default</td>" in routes
     assert "192.168.15.5" in routes
-    mac = observe().nodes["if:host/v-net-0"]["mac"]
+    mac = graph().nodes["if:host/v-net-0"]["mac"]
     assert "192.168.15.5" in arp and mac in arp  # red learnt the host's MAC
     assert "MASQUERADE" in nat
     packets = [r["packets"] for r in Lab().nat_counters() if "MASQUERADE" in r["spec"]]

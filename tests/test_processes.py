@@ -222,9 +222,9 @@ def run_scenario(mode: str, m: dict[str, Any], tmp_path: Path) -> None:
     (tmp_path / "mark.json").write_text(json.dumps(m))
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-        "from labkit.world import run_in_lab as run_in_sandbox\n"
+        "from labkit.world import run_in_lab\n"
         "import test_processes as t\n"
-        f"run_in_sandbox(t.scenario, {mode!r}, {str(tmp_path)!r})\n"
+        f"run_in_lab(t.scenario, {mode!r}, {str(tmp_path)!r})\n"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
@@ -273,9 +273,9 @@ def test_processes_end_with_the_sandbox(tmp_path, mark):
 
 
 def test_run_in_sandbox_returns_only_when_everything_is_gone(mark):
-    from labkit.world import run_in_lab as run_in_sandbox
+    from labkit.world import run_in_lab
 
-    assert run_in_sandbox(start_everything, mark, True)["apps"]
+    assert run_in_lab(start_everything, mark, True)["apps"]
     # no waiting: when the call returns, the sandbox's processes are gone already
     assert not marked(mark["mark"]), marked(mark["mark"])
     assert not pgrep(f"^sleep {mark['sleep']}")
@@ -296,9 +296,9 @@ def _delete_namespaces_by_hand(m: dict[str, Any]) -> list[str]:
 
 
 def test_processes_in_namespaces_deleted_by_hand_end_with_reset(mark):
-    from labkit.world import run_in_lab as run_in_sandbox
+    from labkit.world import run_in_lab
 
-    left = run_in_sandbox(_delete_namespaces_by_hand, mark)
+    left = run_in_lab(_delete_namespaces_by_hand, mark)
     assert [line.split(None, 1)[1] for line in left] == [
         f"{sys.executable} -m labkit.webapp --name internet 80"  # the new one only
     ], left

@@ -15,7 +15,9 @@ import ipaddress
 import shlex
 from dataclasses import dataclass, field, replace
 
-HOST = "host"
+from labkit.core import names
+
+HOST = names.HOST
 
 IfKey = tuple[str, str]
 
@@ -94,8 +96,9 @@ class Rule:
         if mark:
             at = words.index("-j") if "-j" in words else len(words)
             words[at:at] = ["-m", "comment", "--comment", mark]
-        prefix = "" if self.ns == HOST else f"ip netns exec {self.ns} "
-        return f"{prefix}iptables -t {self.table} {verb} {self.chain} {' '.join(words)}"
+        return names.in_ns(
+            self.ns, f"iptables -t {self.table} {verb} {self.chain} {' '.join(words)}"
+        )
 
 
 @dataclass(frozen=True, order=True)
@@ -119,8 +122,7 @@ class Service:
         >>> Service("host", 8080).command()
         'python3 -m labkit.webapp --name host 8080 &'
         """
-        prefix = "" if self.ns == HOST else f"ip netns exec {self.ns} "
-        return f"{prefix}python3 -m labkit.webapp --name {self.ns} {self.port} &"
+        return names.in_ns(self.ns, f"python3 -m labkit.webapp --name {self.ns} {self.port} &")
 
 
 FORWARDING = "net.ipv4.ip_forward"

@@ -267,7 +267,7 @@ def stage_of(state: State, count: int) -> str | None:
     """
     own = stages.owned(count)
     mine = state.project(set(own.namespaces), set(own.ifaces), own.routes)
-    for st in reversed(stages.stages(count)):
+    for st in reversed(stages.course(count)):
         for j in range(len(st.steps) - 1, -1, -1):
             step = st.steps[j]
             if mine == stages.desired(step.id, count):

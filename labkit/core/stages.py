@@ -97,7 +97,7 @@ class Stage:
 
     Examples
     --------
-    >>> stage = stages(2)[2]
+    >>> stage = course(2)[2]
     >>> stage.name, [s.name for s in stage.steps]
     ('veth', ['cable', 'address', 'up'])
     """
@@ -112,7 +112,7 @@ class Stage:
 
         Examples
         --------
-        >>> stages(2)[1].commands
+        >>> course(2)[1].commands
         ['ip netns add red', 'ip netns add blue']
         """
         return [c for step in self.steps for c in step.commands]
@@ -196,12 +196,12 @@ def count_from(names: set[str] | list[str]) -> int:
 
 
 @lru_cache(maxsize=64)
-def stages(count: int = 2) -> tuple[Stage, ...]:
+def course(count: int = 2) -> tuple[Stage, ...]:
     """The stages of a lab with ``count`` namespaces on the bridge.
 
     Examples
     --------
-    >>> [s.name for s in stages()]
+    >>> [s.name for s in course()]
     ['world', 'netns', 'veth', 'bridge', 'host', 'nat', 'internet', 'portforward']
     """
     ns = namespaces(count)
@@ -456,7 +456,7 @@ def stages(count: int = 2) -> tuple[Stage, ...]:
     )
 
 
-STAGE_NAMES = tuple(s.name for s in stages(2) if s.name != "world")
+STAGE_NAMES = tuple(s.name for s in course(2) if s.name != "world")
 
 
 def find(target: str, count: int = 2) -> tuple[int, int]:
@@ -479,7 +479,7 @@ def find(target: str, count: int = 2) -> tuple[int, int]:
     if target == "reset":
         target = "world"
     name, _, step = target.partition(":")
-    all_stages = stages(count)
+    all_stages = course(count)
     for i, stage in enumerate(all_stages):
         if stage.name != name:
             continue
@@ -503,7 +503,7 @@ def steps_upto(target: str, count: int = 2) -> list[Step]:
     ['netns:create', 'veth:cable', 'veth:address']
     """
     i, j = find(target, count)
-    all_stages = stages(count)
+    all_stages = course(count)
     out = [s for stage in all_stages[:i] for s in stage.steps]
     return out + list(all_stages[i].steps[: j + 1])
 
@@ -557,7 +557,7 @@ def owned(count: int = 2) -> Ownership:
     ns: set[str] = set()
     ifs: set[IfKey] = set()
     routes: set[Route] = set()
-    for stage in stages(count):
+    for stage in course(count):
         for command in stage.commands:
             apply(state, command)
             if "netns add" in command:

@@ -146,6 +146,34 @@ def parse_rules(text: str, table: str) -> list[dict[str, Any]]:
     return rules
 
 
+def read_firewall(
+    nl: netns.Netlink, ns: str
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]]:
+    """The rules (see :func:`parse_rules`) and chain policies of ``ns``'s tables.
+
+    Runs ``iptables -v -S`` per table in :data:`TABLES`, on the netlink
+    thread; a table iptables cannot read has no rules and no policies.
+
+    Examples
+    --------
+    >>> nl = netns.get()
+    >>> rules, policies = nl.call(read_firewall, nl, "host")  # doctest: +SKIP
+    >>> policies[("filter", "FORWARD")]  # doctest: +SKIP
+    'ACCEPT'
+    """
+    rules: list[dict[str, Any]] = []
+    policies: dict[tuple[str, str], str] = {}
+    for table in TABLES:
+        proc = nl.run_in(ns, ["iptables", "-w", "-t", table, "-v", "-S"])
+        if proc.returncode == 0:
+            rules += parse_rules(proc.stdout, table)
+            for line in proc.stdout.splitlines():
+                words = line.split()
+                if len(words) >= 3 and words[0] == "-P":
+                    policies[(table, words[1])] = words[2]
+    return rules, policies
+
+
 def _collect(nl: netns.Netlink) -> Snapshot:
     snap = Snapshot()
     for ns in [HOST, *nl.netns_list()]:
@@ -160,16 +188,9 @@ def _collect(nl: netns.Netlink) -> Snapshot:
         snap.neigh[ns] = plain["neigh"]
         snap.sysctls[ns] = {FORWARDING: forwarding or "0"}
     for ns in [HOST, *(n for n in RULE_NAMESPACES if n in snap.links)]:
-        rules: list[dict[str, Any]] = []
-        for table in TABLES:
-            proc = nl.run_in(ns, ["iptables", "-w", "-t", table, "-v", "-S"])
-            if proc.returncode == 0:
-                rules += parse_rules(proc.stdout, table)
-                for line in proc.stdout.splitlines():
-                    words = line.split()
-                    if len(words) >= 3 and words[0] == "-P":
-                        snap.policies.setdefault(ns, {})[(table, words[1])] = words[2]
-        snap.rules[ns] = rules
+        snap.rules[ns], policies = read_firewall(nl, ns)
+        if policies:
+            snap.policies[ns] = policies
     snap.services = services.running(list(snap.links))
     _pair_veths(nl, snap)
     return snap
@@ -377,13 +398,13 @@ def to_graph(snap: Snapshot) -> nx.Graph:
     return g
 
 
-def observe() -> nx.Graph:
+def graph() -> nx.Graph:
     """Read the kernel and return the graph of the whole sandbox.
 
     Examples
     --------
-    >>> from labkit.kernel.observe import observe
-    >>> g = observe()  # doctest: +SKIP
+    >>> from labkit.kernel.observe import graph
+    >>> g = graph()  # doctest: +SKIP
     >>> g.nodes["if:red/veth-red"]["addrs"]  # doctest: +SKIP
     ['192.168.15.1/24']
     """

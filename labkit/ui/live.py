@@ -1,6 +1,6 @@
 """The live graph: redraw from the kernel, with what changed highlighted.
 
-:func:`diff_graphs` compares two graphs from :func:`labkit.kernel.observe.observe`
+:func:`diff_graphs` compares two graphs from :func:`labkit.kernel.observe.graph`
 (pure: no kernel) and says which nodes and cables were added, removed or
 changed. A :class:`LiveGraph` remembers the last picture it drew; each
 :meth:`LiveGraph.redraw` reads the kernel again, whatever changed it
@@ -252,7 +252,7 @@ class LiveGraph:
             from labkit.kernel import observe, preflight
 
             preflight.require()
-            graph = observe.observe()
+            graph = observe.graph()
         with self._lock:
             self.changes = diff_graphs(self.graph, graph)
             self.graph = graph
