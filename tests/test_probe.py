@@ -55,17 +55,17 @@ def test_all_pairs_among_100_namespaces_within_the_neighbour_table_limit():
     lab.goto("bridge")
     names = dict(stages.namespaces(100))
     peak = []
-    real = probe._Sandbox.forget
+    real = probe._NeighbourTables.forget
 
     def watch(self, units):  # the whole sandbox's ARP entries after each wave
         peak.append(sum(_neigh_count(ns) for ns in ["host", *lab.namespaces]))
         real(self, units)
 
-    probe._Sandbox.forget = watch
+    probe._NeighbourTables.forget = watch
     try:
         result = lab.reachability(nodes=list(names), targets=names)
     finally:
-        probe._Sandbox.forget = real
+        probe._NeighbourTables.forget = real
     cells = [ok for row in result.table.values() for ok in row.values()]
     assert len(cells) == 9900 and all(cells)
     assert len(peak) > 10  # waves, not one burst
@@ -75,7 +75,7 @@ def test_all_pairs_among_100_namespaces_within_the_neighbour_table_limit():
 
 def test_echo_packets_and_replies():
     pkt = probe.echo_request(0x1234, 7)
-    assert pkt[:2] == b"\x08\x00" and probe._checksum(pkt) == 0
+    assert pkt[:2] == b"\x08\x00" and probe.checksum(pkt) == 0
     request = b"\x45" + bytes(19) + pkt  # an echo request is not a reply
     assert probe.parse_reply(request) is None
     assert probe.parse_reply(b"\x45" + bytes(19) + b"\x00" + bytes(7))[:3] == ("reply", 0, 0)
