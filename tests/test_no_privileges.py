@@ -239,7 +239,7 @@ def python(home: str, code: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def paragraph(home: str) -> str:
     """What labkit says there, as the Python API gets it from :func:`why_not`."""
-    proc = python(home, "from labkit.kernel.sandbox import why_not; print(why_not())")
+    proc = python(home, "from labkit.kernel.preflight import why_not; print(why_not())")
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 

@@ -60,7 +60,9 @@ def _userns_works_for_nobody() -> bool:
     python = _python_for_nobody()
     if not python:
         return False
-    code = "from labkit.kernel.sandbox import why_not; import sys; sys.exit(why_not() is not None)"
+    code = (
+        "from labkit.kernel.preflight import why_not; import sys; sys.exit(why_not() is not None)"
+    )
     env = {"PYTHONPATH": ":".join([ROOT, *site.getsitepackages()])}
     return subprocess.run([*NOBODY, python, "-c", code], env=env).returncode == 0
 

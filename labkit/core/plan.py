@@ -90,6 +90,8 @@ class _Diff:
     managed: set[Route] = field(default_factory=set)
     #: routes the kernel takes away with the links the ops delete
     lost: set[Route] = field(default_factory=set)
+    #: the observed routes, by namespace
+    by_ns: dict[str, set[Route]] = field(default_factory=dict)
     #: namespaces that stay and have static routes
     routed: set[str] = field(default_factory=set)
 
@@ -97,7 +99,6 @@ class _Diff:
         obs = self.observed
         self.cur = {k: v for k, v in obs.ifaces.items() if k in self.own.ifaces}
         self.alive = (obs.namespaces | {HOST}) - self.doomed()
-        self.by_ns: dict[str, set[Route]] = {}
         for r in obs.routes:
             self.by_ns.setdefault(r.ns, set()).add(r)
         self.routed = set(self.by_ns) & self.alive

@@ -48,7 +48,7 @@ from labkit.core.model import (
     Service,
     State,
 )
-from labkit.errors import ConfigError
+from labkit.errors import NamespaceGone
 from labkit.kernel import netns, services
 
 #: tables labkit reads and writes
@@ -180,7 +180,7 @@ def _collect(nl: netns.Netlink) -> Snapshot:
         try:
             plain = nl.dump(ns)
             forwarding = "1" if nl.sock(ns).forwarding() else "0"
-        except (OSError, ConfigError):
+        except (OSError, NamespaceGone):
             continue  # deleted while we looked
         snap.links[ns] = plain["links"]
         snap.addrs[ns] = plain["addrs"]
@@ -229,7 +229,7 @@ def _pair_veths(nl: netns.Netlink, snap: Snapshot) -> None:
             for other in names:
                 fds.append(nl.ns_fd(other))
             got = nl.sock(ns).nsids(fds)
-        except (OSError, ConfigError):
+        except (OSError, NamespaceGone):
             got = [-1] * len(names)
         finally:
             for fd in fds:

@@ -58,49 +58,14 @@ from labkit.kernel.preflight import (
     ENV_MARK,
     FIX_INTRO,
     HOW_TO_FIX,
-    NETNS_DIR,
     NO_SYSFS,
-    SANDBOX_UID,
-    UID_ENV,
-    USERNS_SYSCTLS,
     cannot_start,
-    inside,
     learner_ids,
-    learner_ids_exist,
     netns_inode,
-    require,
     sysfs_mounted,
-    why_and_fix,
-    why_not,
 )
 
-__all__ = [
-    # the sandbox's own
-    "HOSTNAME",
-    "enter",
-    "join",
-    "run_in_sandbox",
-    "spawn_joined",
-    "wait_child",
-    # from labkit.kernel.preflight and labkit.kernel.mounts, where they live
-    "BIN_DIR",
-    "DISABLE",
-    "ENV_MARK",
-    "FIX_INTRO",
-    "HOME_DIR",
-    "HOW_TO_FIX",
-    "NETNS_DIR",
-    "SANDBOX_UID",
-    "UID_ENV",
-    "USERNS_SYSCTLS",
-    "cannot_start",
-    "inside",
-    "learner_ids",
-    "learner_ids_exist",
-    "require",
-    "why_and_fix",
-    "why_not",
-]
+__all__ = ["HOSTNAME", "enter", "join", "run_in_sandbox", "spawn_joined", "wait_child"]
 
 #: the host's name inside every sandbox
 HOSTNAME = "host"
