@@ -7,7 +7,10 @@
 #   ./run.sh test      install what is missing, then run every test: ruff,
 #                      pytest against the real kernel, the notebooks under
 #                      nbval, the control panel in headless Chromium
-#   ./run.sh install   only install
+#   ./run.sh install   only install (`install course`: only what the course needs,
+#                      not the test tools)
+#   ./run.sh start     start JupyterLab as `course` does, installing nothing (the
+#                      container image's command, see deploy/)
 #
 # A user who may create user namespaces can run `sudo ./run.sh install` once,
 # then `./run.sh course` as themselves: JupyterLab then runs as that user.
@@ -26,7 +29,11 @@ elif [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3
 else PYTHON=python3
 fi
 DEBS=(iproute2 iptables nftables iputils-ping net-tools curl procps util-linux
-      kmod acl python3 python3-venv python3-pip chromium)
+      kmod acl python3 python3-venv python3-pip)
+# only for `test`: the browser tests' Chromium, and podman with what builds the
+# course's container image locally (tests/test_container.py)
+TEST_DEBS=(chromium podman runc uidmap mmdebstrap)
+EXTRAS=course,test
 
 say() { printf 'labkit: %s\n' "$*" >&2; }
 
@@ -50,7 +57,7 @@ usable_by() {
 
 install_debs() {
   local missing=()
-  for pkg in "${DEBS[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -94,7 +101,7 @@ install_python() {
   fi
   say "installing labkit and its Python packages"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[course,test]'
+  "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
   "$VENV/bin/python" -m labkit.jupyter install >/dev/null
 }
 
@@ -123,22 +130,28 @@ grant_learner() {
   fi
 }
 
-install() { install_debs; install_python; grant_learner; }
+install() { install_debs "${DEBS[@]}" "${TEST_DEBS[@]}"; install_python; grant_learner; }
+install_course() { EXTRAS=course; install_debs "${DEBS[@]}"; install_python; grant_learner; }
+
+start() {
+  "$VENV/bin/labkit" doctor -q || true
+  # Started by root, JupyterLab runs as root: only root can make sandboxes
+  # where user namespaces are forbidden to ordinary users. It runs no
+  # learner code (kernels and terminals are sandboxed, see the installed
+  # settings) and its file browser stays in notebooks/. It starts from
+  # here, a folder learners cannot write, not from notebooks/.
+  root_flag=(); [ "$(id -u)" -eq 0 ] && root_flag=(--allow-root)
+  exec "$VENV/bin/jupyter" lab --notebook-dir=notebooks --ip=127.0.0.1 \
+    --MappingKernelManager.default_kernel_name=labkit "${root_flag[@]}" "$@"
+}
 
 case "${1:-}" in
   install)
-    install ;;
+    if [ "${2:-}" = course ]; then install_course; else install; fi ;;
   course)
-    shift; install
-    "$VENV/bin/labkit" doctor -q || true
-    # Started by root, JupyterLab runs as root: only root can make sandboxes
-    # where user namespaces are forbidden to ordinary users. It runs no
-    # learner code (kernels and terminals are sandboxed, see the installed
-    # settings) and its file browser stays in notebooks/. It starts from
-    # here, a folder learners cannot write, not from notebooks/.
-    root_flag=(); [ "$(id -u)" -eq 0 ] && root_flag=(--allow-root)
-    exec "$VENV/bin/jupyter" lab --notebook-dir=notebooks --ip=127.0.0.1 \
-      --MappingKernelManager.default_kernel_name=labkit "${root_flag[@]}" "$@" ;;
+    shift; install_course; start "$@" ;;
+  start)
+    shift; start "$@" ;;
   test)
     shift; install
     say "ruff"

@@ -56,7 +56,36 @@ def mount_sysfs() -> None:
     --------
     >>> mount_sysfs()  # doctest: +SKIP
     """
-    libc.mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    try:
+        libc.mount("sysfs", "/sys", "sysfs", flags)
+    except PermissionError:
+        # A container's /sys is read-only and locked: the kernel lets a
+        # user namespace mount a new sysfs only read-only too.
+        libc.mount("sysfs", "/sys", "sysfs", flags | libc.MS_RDONLY)
+
+
+class ProcRefused(OSError):
+    """The kernel refused the sandbox a ``/proc`` of its own (see :func:`fresh_proc`)."""
+
+
+def fresh_proc() -> None:
+    """Mount a ``/proc`` of this process's PID namespace on ``/proc``.
+
+    Without it, ``ps``, ``kill`` and ``/proc/PID`` would show and number
+    the processes of the machine (or container) instead of the sandbox's,
+    and learner code could reach them. A container that masks parts of
+    its ``/proc`` (Docker's and Podman's default) makes the kernel refuse
+    the mount; this raises :class:`ProcRefused` then.
+
+    Examples
+    --------
+    >>> fresh_proc()  # doctest: +SKIP
+    """
+    try:
+        libc.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as err:
+        raise ProcRefused(err.errno, f"mount /proc: {os.strerror(err.errno)}") from None
 
 
 def _package_parent() -> str:
@@ -150,12 +179,9 @@ def private_files(uid: int, gid: int) -> None:
     >>> private_files(0, 0)  # doctest: +SKIP
     """
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-    try:
-        # A /proc of the new PID namespace: ps, pgrep and kill see and
-        # name the sandbox's processes only.
-        libc.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    except OSError:
-        pass  # keep the machine's /proc (a container may mask parts of it)
+    # A /proc of the new PID namespace: ps, pgrep and kill see and name the
+    # sandbox's processes only. No sandbox without it (ProcRefused).
+    fresh_proc()
     if not sysfs_mounted():
         # In a user namespace the kernel mounts a sysfs only where one is
         # visible already; as root, give the sandbox one.

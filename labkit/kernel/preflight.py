@@ -11,7 +11,12 @@ writes it for the error of the ``unshare`` call that failed.
 root), and :func:`learner_ids_exist` whether those ids exist here.
 
 Everything here only reads the machine (``/proc``, the environment); the
-one thing it starts is a throwaway child that tries ``unshare``.
+one thing it starts is a throwaway child that tries ``unshare`` (and, in
+its own namespaces, a ``/proc`` mount).
+
+In a container, the paragraphs name the container option that is
+missing (:func:`container`, :func:`no_fresh_proc`): README's "Run it in a
+container" gives the least options measured for Docker and Podman.
 """
 
 from __future__ import annotations
@@ -138,6 +143,15 @@ def cannot_start(errno: int, uid: int | None = None) -> str:
             f"{commands} (to keep that after a reboot, put it in "
             "/etc/sysctl.d/99-labkit.conf); or use a machine, VM or container where they "
             "are allowed."
+        )
+    elif container():
+        return (
+            f"A labkit sandbox cannot start here: it runs as user {uid}, not root, in a "
+            f"container ({container()}) that refuses it new namespaces ({said}). Docker's "
+            "default seccomp profile does that to a process without CAP_SYS_ADMIN. "
+            f"{FIX_INTRO}, start the container with `--security-opt seccomp=unconfined` and "
+            "`--security-opt systempaths=unconfined` (as README's container commands do); "
+            "`--privileged` also works, as a last resort."
         )
     else:
         fix = HOW_TO_FIX
@@ -272,7 +286,99 @@ def why_not() -> str | None:
         )
     flags = libc.CLONE_NEWNS | libc.CLONE_NEWNET | libc.CLONE_NEWPID | libc.CLONE_NEWUSER
     failure = try_unshare(flags)
-    return None if failure is None else cannot_start(failure)
+    if failure is not None:
+        return cannot_start(failure)
+    failure = try_fresh_proc()
+    return None if failure is None else no_fresh_proc(failure)
+
+
+def container() -> str | None:
+    """Name the container engine this process runs under, or None on a machine or VM.
+
+    Podman leaves ``/run/.containerenv``, Docker ``/.dockerenv``, and
+    Kubernetes sets ``KUBERNETES_SERVICE_HOST`` in every container.
+
+    Examples
+    --------
+    >>> container() in (None, "Podman", "Docker", "Kubernetes")
+    True
+    """
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "Kubernetes"
+    if os.path.exists("/run/.containerenv"):
+        return "Podman"
+    if os.path.exists("/.dockerenv"):
+        return "Docker"
+    return None
+
+
+def no_fresh_proc(errno: int) -> str:
+    """The paragraph for a sandbox whose namespaces start but which gets no ``/proc`` of its own.
+
+    Examples
+    --------
+    >>> import errno
+    >>> "systempaths=unconfined" in no_fresh_proc(errno.EPERM)
+    True
+    """
+    where = f"in a container ({container()})" if container() else "here"
+    return (
+        f"A labkit sandbox cannot start {where}: its namespaces start, but the kernel "
+        f"refuses it a /proc of its own (mount /proc: {os.strerror(errno)}). The kernel does "
+        "that where parts of /proc are hidden, as Docker and Podman hide them by default. "
+        "Without its own /proc, learner code would see and reach the container's "
+        f"processes. {FIX_INTRO}, start the container with `--security-opt "
+        "systempaths=unconfined` (on Kubernetes: `procMount: Unmasked` in the container's "
+        "securityContext, with `hostUsers: false`); `--privileged` also works, as a last "
+        "resort."
+    )
+
+
+def try_fresh_proc() -> int | None:
+    """Try, in throwaway namespaces, what a sandbox needs first: a ``/proc`` of its own.
+
+    Returns the ``mount`` call's errno, or None if it worked. The child
+    makes user (unless root), mount and PID namespaces, and its own child
+    mounts a proc there; nothing outside changes.
+
+    Examples
+    --------
+    >>> try_fresh_proc() in (None, 1, 13)
+    True
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(r)
+        code = 0
+        try:
+            uid, gid = os.geteuid(), os.getegid()
+            flags = libc.CLONE_NEWNS | libc.CLONE_NEWPID
+            libc.unshare(flags if uid == 0 else flags | libc.CLONE_NEWUSER)
+            if uid != 0:
+                for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1")):
+                    with open(f"/proc/self/{name}", "w") as f:
+                        f.write(text)
+                with open("/proc/self/gid_map", "w") as f:
+                    f.write(f"0 {gid} 1")
+            child = os.fork()
+            if child == 0:
+                try:
+                    libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+                    libc.mount("proc", "/proc", "proc", 2 | 4 | 8)  # nosuid, nodev, noexec
+                except OSError as err:
+                    os._exit(err.errno or 1)
+                os._exit(0)
+            code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        except OSError as err:
+            code = err.errno or 1
+        os.write(w, str(code).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    return int(out) if out.isdigit() and int(out) else None
 
 
 # -- who the learner is on the machine ------------------------------------------

@@ -51,7 +51,7 @@ from typing import Any, TypeVar
 
 from labkit.errors import SandboxError
 from labkit.kernel import labs, libc, modules
-from labkit.kernel.mounts import BIN_DIR, HOME_DIR, mount_sysfs, private_files
+from labkit.kernel.mounts import BIN_DIR, HOME_DIR, ProcRefused, mount_sysfs, private_files
 from labkit.kernel.preflight import (
     DISABLE,
     DISABLED,
@@ -62,6 +62,7 @@ from labkit.kernel.preflight import (
     cannot_start,
     learner_ids,
     netns_inode,
+    no_fresh_proc,
     sysfs_mounted,
 )
 
@@ -132,7 +133,10 @@ def _learner_namespaces() -> None:
                 if kind == "user":
                     # sysfs of the host's network, and its name: set up from above
                     mount_sysfs()
-                    libc.sethostname(HOSTNAME)
+                    try:
+                        libc.sethostname(HOSTNAME)
+                    except PermissionError:
+                        pass  # Podman's default seccomp profile: the prompt keeps its name
                 libc.setns(fd, flag)
             finally:
                 os.close(fd)
@@ -215,6 +219,7 @@ def _wait(pid: int) -> int:
 
 #: how the starter says that the kernel refused it namespaces (then the errno)
 _REFUSED = "refused:"
+_NO_PROC = "no-proc:"
 
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -283,6 +288,7 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
     as text, for the caller to raise.
     """
     outer = netns_inode()
+    gid = os.getegid()  # before unshare: in a user namespace without a map it reads 65534
     flags = libc.CLONE_NEWPID
     if uid != 0:
         flags |= libc.CLONE_NEWUSER
@@ -294,7 +300,7 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
     if uid != 0:
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"0 {uid} 1")
-        _write("/proc/self/gid_map", f"0 {os.getegid()} 1")
+        _write("/proc/self/gid_map", f"0 {gid} 1")
     # In the setup namespace (the machine's for root), the learner's ids:
     inner_uid, inner_gid = (ids[0], ids[1]) if uid == 0 else (0, 0)
     life_r, life_w = os.pipe()
@@ -310,7 +316,11 @@ def _start(uid: int, ids: tuple[int, int, int], report_w: int) -> None:
     libc.set_dumpable(False)  # nothing inside may read or trace it
     _die_with_parent(life_r)
     libc.unshare(libc.CLONE_NEWNS)
-    private_files(inner_uid, inner_gid)
+    try:
+        private_files(inner_uid, inner_gid)
+    except ProcRefused as err:
+        os.write(report_w, f"{_NO_PROC}{err.errno}".encode())
+        os._exit(1)
     mapped_r, mapped_w = os.pipe()
     asked_r, asked_w = os.pipe()
     worker = os.fork()
@@ -405,6 +415,8 @@ def enter(prepare: Callable[[], None] | None = None, kind: str = "shell", label:
         _wait(starter)
         if said.startswith(_REFUSED.encode()) and said[len(_REFUSED) :].isdigit():
             raise SandboxError(cannot_start(int(said[len(_REFUSED) :]), uid))
+        if said.startswith(_NO_PROC.encode()) and said[len(_NO_PROC) :].isdigit():
+            raise SandboxError(no_fresh_proc(int(said[len(_NO_PROC) :])))
         who = "root" if uid == 0 else f"user {uid} (not root)"
         text = said.decode(errors="replace") or "it ended before it was ready"
         raise SandboxError(
