@@ -32,7 +32,7 @@ DEBS=(iproute2 iptables nftables iputils-ping net-tools curl procps util-linux
       kmod acl python3 python3-venv python3-pip)
 # only for `test`: the browser tests' Chromium, and podman with what builds the
 # course's container image locally (tests/test_container.py)
-TEST_DEBS=(chromium podman runc uidmap mmdebstrap)
+TEST_DEBS=(chromium podman runc slirp4netns mmdebstrap)
 EXTRAS=course,test
 
 say() { printf 'labkit: %s\n' "$*" >&2; }
@@ -140,9 +140,11 @@ start() {
   # learner code (kernels and terminals are sandboxed, see the installed
   # settings) and its file browser stays in notebooks/. It starts from
   # here, a folder learners cannot write, not from notebooks/.
-  root_flag=(); [ "$(id -u)" -eq 0 ] && root_flag=(--allow-root)
-  exec "$VENV/bin/jupyter" lab --notebook-dir=notebooks --ip=127.0.0.1 \
-    --MappingKernelManager.default_kernel_name=labkit "${root_flag[@]}" "$@"
+  local flags=(--notebook-dir=notebooks --MappingKernelManager.default_kernel_name=labkit)
+  [ "$(id -u)" -eq 0 ] && flags+=(--allow-root)
+  # loopback only, unless told otherwise (the container image listens on all)
+  case " $* " in *" --ip="*|*" --ip "*) ;; *) flags+=(--ip=127.0.0.1) ;; esac
+  exec "$VENV/bin/jupyter" lab "${flags[@]}" "$@"
 }
 
 case "${1:-}" in

@@ -500,7 +500,12 @@ def check_neighbour_table() -> Finding:
     limit = _read("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
     used = probe.neighbour_stats().get("entries")
     if limit is None or not limit.isdigit():
-        return Finding(name, True, "its limit is not readable here (inside a sandbox)")
+        return Finding(
+            name,
+            True,
+            "its limit shows only in the machine's own network namespace, and this is "
+            "another one (a sandbox's or a container's)",
+        )
     size = int(limit)
     now = f"{used} in use now" if used is not None else "use unknown"
     detail = (

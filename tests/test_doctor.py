@@ -432,3 +432,34 @@ def test_neighbour_table_limit_is_reported_and_a_full_table_warns(monkeypatch):
     assert not doctor.check_neighbour_table().ok  # too small for a lab of any size
     monkeypatch.setattr(doctor, "_read", fake(3, None))
     assert doctor.check_neighbour_table().ok  # cannot tell: say so, no warning
+
+
+# -- in a container ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["Docker", "Podman", "Kubernetes"])
+def test_a_container_that_refuses_namespaces_names_the_seccomp_option(
+    monkeypatch, tmp_path, engine
+):
+    fake_sysctls(monkeypatch, tmp_path, {"/proc/sys/user/max_user_namespaces": "15000"})
+    monkeypatch.setattr(preflight, "container", lambda: engine)
+    text = preflight.cannot_start(1, uid=1000)
+    assert f"in a container ({engine})" in text
+    assert "--security-opt seccomp=unconfined" in text
+    assert "systempaths=unconfined" in text and "last resort" in text
+
+
+def test_outside_a_container_the_paragraph_does_not_speak_of_one(monkeypatch, tmp_path):
+    fake_sysctls(monkeypatch, tmp_path, {"/proc/sys/user/max_user_namespaces": "15000"})
+    monkeypatch.setattr(preflight, "container", lambda: None)
+    text = preflight.cannot_start(1, uid=1000)
+    assert "in a container (" not in text and "labkit needs root or user namespaces" in text
+
+
+def test_doctor_names_the_missing_proc_option(monkeypatch, capsys):
+    monkeypatch.setattr(preflight, "try_fresh_proc", lambda: 1)
+    monkeypatch.setattr(preflight, "container", lambda: "Podman")
+    monkeypatch.setattr(doctor, "_bridge_nf_in_sandbox", lambda: None)
+    assert cli.main(["doctor", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "in a container (Podman)" in out and "--security-opt systempaths=unconfined" in out

@@ -40,15 +40,16 @@ def _python_for_nobody() -> str | None:
     return None
 
 
-def _as_nobody(*argv: str) -> subprocess.CompletedProcess:
+def _as_nobody(*argv: str, group: int = 65534) -> subprocess.CompletedProcess:
     python = _python_for_nobody()
+    who = [*NOBODY[:2], f"--regid={group}", *NOBODY[3:]]
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/tmp",
         "PYTHONPATH": ":".join([ROOT, *site.getsitepackages()]),
     }
     return subprocess.run(
-        [*NOBODY, python, "-m", "labkit", *argv],
+        [*who, python, "-m", "labkit", *argv],
         capture_output=True,
         text=True,
         env=env,
@@ -92,6 +93,26 @@ def test_ordinary_user_builds_the_bridge_and_pings():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "0"  # root inside the sandbox only
     assert "1 received" in proc.stdout
+
+
+@pytest.mark.skipif(
+    not _userns_works_for_nobody() if os.geteuid() == 0 else True, reason="no user namespaces"
+)
+def test_a_user_whose_group_is_not_nobody_starts_a_sandbox():
+    # The group map was once read after unshare, where every id reads 65534:
+    # it worked for uid 65534 with group 65534 only (a container's user 1000 failed).
+    proc = _as_nobody("run", "--", "sh", "-c", "id -u; id -g; ip netns add red", group=100)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "0"]
+
+
+def test_no_fresh_proc_is_a_clear_refusal_naming_the_container_option():
+    from labkit.kernel.preflight import no_fresh_proc, try_fresh_proc
+
+    assert try_fresh_proc() is None  # root here: a /proc of its own is allowed
+    text = no_fresh_proc(1)
+    assert "mount /proc: Operation not permitted" in text
+    assert "--security-opt systempaths=unconfined" in text and "procMount: Unmasked" in text
 
 
 @pytest.mark.slow
