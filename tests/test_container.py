@@ -172,6 +172,7 @@ def _ci_build_flags(podman: Podman) -> list[str]:
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     """Podman with the course image (README's build) and CI's test image, built here."""
     before = machine_network()
+    files = _engine_files()
     engine = Podman(tmp_path_factory.mktemp("podman"))
     try:
         rootfs = engine.base / "rootfs.tar"
@@ -211,6 +212,22 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     after = machine_network()
     changed = [key for key in before if before[key] != after.get(key)]
     assert not changed, f"the container tests changed the machine's {changed}"
+    assert _engine_files() == files, "the container tests left files of podman on the machine"
+
+
+#: where podman keeps state when it is not told otherwise
+_ENGINE_PATHS = (
+    "/etc/cni/net.d/cni.lock",
+    "/var/lib/cni",
+    "/var/lib/containers",
+    "/run/containers",
+    "/run/libpod",
+    "/run/runc",
+)
+
+
+def _engine_files() -> set[str]:
+    return {path for path in _ENGINE_PATHS if os.path.lexists(path)}
 
 
 # -- README's run command: JupyterLab with its token -------------------------------
@@ -429,3 +446,40 @@ def test_readme_privilege_table_is_what_podman_does(podman: Podman) -> None:
                 assert option in out, f"{name}: the refusal should name {option}:\n{out}"
             assert "cannot run here" in out, out
     podman.figures["privileges"] = measured
+
+
+@pytest.mark.slow
+def test_a_notebook_in_a_container_without_options_says_which_is_missing(podman: Podman) -> None:
+    command = (
+        ".venv/bin/jupyter nbconvert --to notebook --execute --allow-errors --stdout "
+        "--ExecutePreprocessor.timeout=120 notebooks/01-veth-pair.ipynb"
+    )
+    proc = podman.run(
+        ["podman", "run", "--rm", "--network=none", "labkit", "sh", "-c", command], timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cells = json.loads(proc.stdout)["cells"]
+    first = json.dumps(next(c for c in cells if c["cell_type"] == "code")["outputs"])
+    assert "refuses it a /proc of its own" in first, first[:3000]
+    assert "--security-opt systempaths=unconfined" in first
+
+
+# -- the dev container ---------------------------------------------------------------
+
+
+def test_dev_container_builds_the_same_image_with_dockers_least_options() -> None:
+    config = json.loads((ROOT / ".devcontainer" / "devcontainer.json").read_text())
+    build = config["build"]
+    folder = ROOT / ".devcontainer"
+    assert (folder / build["dockerfile"]).resolve() == ROOT / "deploy" / "Containerfile"
+    assert (folder / build["context"]).resolve() == ROOT
+    stages = re.findall(
+        r"^FROM .* AS (\w+)$", (ROOT / "deploy" / "Containerfile").read_text(), re.M
+    )
+    assert build["target"] == "course" and "course" in stages
+    _, docker = readme_command("docker")
+    assert config["runArgs"] == security_options(docker)
+    assert config["overrideCommand"] is False  # the image's command starts JupyterLab
+    assert 8888 in config["forwardPorts"] and config["remoteUser"] == "learner"
+    target = config["workspaceMount"].split("target=")[1].split(",")[0]
+    assert target == "/home/learner/labkit/notebooks"  # the repository's notebooks, saved there

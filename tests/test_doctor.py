@@ -463,3 +463,16 @@ def test_doctor_names_the_missing_proc_option(monkeypatch, capsys):
     assert cli.main(["doctor", "-q"]) == 1
     out = capsys.readouterr().out
     assert "in a container (Podman)" in out and "--security-opt systempaths=unconfined" in out
+
+
+@pytest.mark.parametrize("refused", ["namespaces", "proc"])
+def test_on_binder_the_paragraph_points_to_the_stored_outputs(monkeypatch, tmp_path, refused):
+    fake_sysctls(monkeypatch, tmp_path, {"/proc/sys/user/max_user_namespaces": "15000"})
+    monkeypatch.setenv("BINDER_LAUNCH_HOST", "https://mybinder.org/")
+    monkeypatch.setattr(preflight, "container", lambda: "Kubernetes")
+    text = (
+        preflight.cannot_start(1, 1000) if refused == "namespaces" else preflight.no_fresh_proc(1)
+    )
+    assert text.startswith("A labkit sandbox cannot start on Binder (https://mybinder.org/)")
+    assert "stored outputs" in text and "Run it in a container" in text
+    assert "--security-opt" not in text  # nothing a Binder user can pass

@@ -144,6 +144,8 @@ def cannot_start(errno: int, uid: int | None = None) -> str:
             "/etc/sysctl.d/99-labkit.conf); or use a machine, VM or container where they "
             "are allowed."
         )
+    elif binder():
+        return on_binder(said)
     elif container():
         return (
             f"A labkit sandbox cannot start here: it runs as user {uid}, not root, in a "
@@ -312,6 +314,41 @@ def container() -> str | None:
     return None
 
 
+def binder() -> str | None:
+    """The address of the Binder service this runs on (mybinder.org, ...), or None.
+
+    BinderHub sets ``BINDER_LAUNCH_HOST`` and ``BINDER_REPO_URL`` in every
+    session it starts.
+
+    Examples
+    --------
+    >>> binder() is None or binder().startswith("http")
+    True
+    """
+    host = os.environ.get("BINDER_LAUNCH_HOST")
+    if host:
+        return host
+    return "https://mybinder.org/" if os.environ.get("BINDER_REPO_URL") else None
+
+
+def on_binder(said: str) -> str:
+    """The paragraph for Binder, where no option can be added to the container.
+
+    Examples
+    --------
+    >>> "stored outputs" in on_binder("unshare: Operation not permitted")
+    True
+    """
+    return (
+        f"A labkit sandbox cannot start on Binder ({binder()}): its containers hide parts "
+        f"of /proc, refuse new namespaces or both, and a session cannot change that ({said}). "
+        "The notebooks' stored outputs and pictures show what each step does; running a "
+        f"cell here replaces them with this note. {FIX_INTRO}, run the course on a Linux "
+        "machine or VM (`./run.sh course`), or in a container as README's \"Run it in a "
+        'container" says.'
+    )
+
+
 def no_fresh_proc(errno: int) -> str:
     """The paragraph for a sandbox whose namespaces start but which gets no ``/proc`` of its own.
 
@@ -321,6 +358,8 @@ def no_fresh_proc(errno: int) -> str:
     >>> "systempaths=unconfined" in no_fresh_proc(errno.EPERM)
     True
     """
+    if binder():
+        return on_binder(f"mount /proc: {os.strerror(errno)}")
     where = f"in a container ({container()})" if container() else "here"
     return (
         f"A labkit sandbox cannot start {where}: its namespaces start, but the kernel "
