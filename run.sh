@@ -33,7 +33,7 @@ DEBS=(iproute2 iptables nftables iputils-ping net-tools curl procps util-linux
 # only for `test`: the browser tests' Chromium, and podman with what builds the
 # course's container image locally (tests/test_container.py)
 TEST_DEBS=(chromium podman runc slirp4netns mmdebstrap)
-EXTRAS=course,test
+EXTRAS=course,test,classroom
 
 say() { printf 'labkit: %s\n' "$*" >&2; }
 
