@@ -11,6 +11,8 @@
 #                      not the test tools)
 #   ./run.sh start     start JupyterLab as `course` does, installing nothing (the
 #                      container image's command, see deploy/)
+#   ./run.sh classroom install what is missing, then start JupyterHub for a class
+#                      (as root; deploy/jupyterhub/jupyterhub_config.py says how)
 #
 # A user who may create user namespaces can run `sudo ./run.sh install` once,
 # then `./run.sh course` as themselves: JupyterLab then runs as that user.
@@ -33,6 +35,9 @@ DEBS=(iproute2 iptables nftables iputils-ping net-tools curl procps util-linux
 # only for `test`: the browser tests' Chromium, and podman with what builds the
 # course's container image locally (tests/test_container.py)
 TEST_DEBS=(chromium podman runc slirp4netns mmdebstrap)
+# the classroom's proxy (configurable-http-proxy, from the npm registry) runs on Node.js
+HUB_DEBS=(nodejs)
+HUB_CONFIG=deploy/jupyterhub/jupyterhub_config.py
 EXTRAS=course,test,classroom
 
 say() { printf 'labkit: %s\n' "$*" >&2; }
@@ -130,7 +135,38 @@ grant_learner() {
   fi
 }
 
-install() { install_debs "${DEBS[@]}" "${TEST_DEBS[@]}"; install_python; grant_learner; }
+install() {
+  install_debs "${DEBS[@]}" "${TEST_DEBS[@]}" "${HUB_DEBS[@]}"; install_python; grant_learner
+  install_proxy
+}
+
+# configurable-http-proxy in $VENV/node, where the classroom's configuration looks
+install_proxy() {
+  [ -x "$VENV/node/node_modules/.bin/configurable-http-proxy" ] && return 0
+  # Debian's nodejs comes without npm; NodeSource's has it built in
+  command -v npm >/dev/null || install_debs npm
+  say "installing configurable-http-proxy (npm) into $VENV/node"
+  npm install --silent --no-fund --no-audit --prefix "$VENV/node" configurable-http-proxy@5 >/dev/null
+}
+
+install_classroom() {
+  EXTRAS=course,classroom; install_debs "${DEBS[@]}" "${HUB_DEBS[@]}"; install_python
+  install_proxy
+}
+
+classroom() {
+  [ "$(id -u)" -eq 0 ] || { say "the classroom runs as root (it makes a system user per learner)"; exit 1; }
+  local url=${LABKIT_HUB_URL:-http://127.0.0.1:8000}
+  cat >&2 <<EOF_BANNER
+labkit classroom: JupyterHub at $url/
+  1. Log in as ${LABKIT_ADMIN:-instructor}; the password you type the first time becomes yours.
+  2. Admin (top bar) > Add Users: one name per line (lower case, such as alice).
+  3. Each learner opens $url/ and logs in; their first password becomes theirs,
+     and they get their own JupyterLab with the course and the labkit kernel.
+  Idle servers stop after ${LABKIT_IDLE_TIMEOUT:-3600} s. State: ${LABKIT_HUB_STATE:-/var/lib/labkit-hub}.
+EOF_BANNER
+  exec "$VENV/bin/jupyterhub" -f "$HUB_CONFIG" "$@"
+}
 install_course() { EXTRAS=course; install_debs "${DEBS[@]}"; install_python; grant_learner; }
 
 start() {
@@ -154,6 +190,8 @@ case "${1:-}" in
     shift; install_course; start "$@" ;;
   start)
     shift; start "$@" ;;
+  classroom)
+    shift; install_classroom; classroom "$@" ;;
   test)
     shift; install
     say "ruff"

@@ -1,0 +1,502 @@
+"""The classroom benchmark: N learners at once on labkit's one-machine JupyterHub.
+
+It starts the hub of ``deploy/jupyterhub`` (as ``./run.sh classroom`` does,
+with a state folder of its own and an API token), adds N learners through
+the hub's REST API, starts their servers, opens a ``labkit`` kernel in
+each, and has every kernel walk the course at the same time::
+
+    reset -> netns -> veth -> bridge -> host -> nat -> internet -> portforward
+
+each step being ``lab.goto(step)`` then ``lab.check(step)``. Afterwards it
+stops the hub and removes the learners' system users and homes.
+
+It prints, for one run: p50/p95 latency of each step over all learners,
+the failures (a step whose check is not all good, or an error), memory per
+learner (PSS of every process of the learner's uid: server, kernel,
+sandbox and the world's web servers) and the machine's (MemTotal -
+MemAvailable, before and after), and the time until all N kernels were
+ready.
+
+Run as root (the hub makes system users)::
+
+    .venv/bin/python bench/classroom.py -n 30
+    .venv/bin/python bench/classroom.py -n 3 --json
+
+Targets (issue 15, a 2-core 24 GiB machine): 30 learners with no failure,
+p95 of a step <= 2 s, <= 250 MiB per learner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "deploy" / "jupyterhub" / "jupyterhub_config.py"
+VENV = Path(os.environ.get("LABKIT_VENV", ROOT / ".venv"))
+STEPS = ("reset", "netns", "veth", "bridge", "host", "nat", "internet", "portforward")
+GROUP = "labkit-learners"
+MiB = 1024 * 1024
+
+
+# -- a hub of our own ----------------------------------------------------------------
+
+
+@dataclass
+class RunningHub:
+    """A JupyterHub started from deploy/jupyterhub with its own state and API token."""
+
+    url: str
+    token: str
+    state: Path
+    proc: subprocess.Popen
+    log: Path
+    learners: list[str] = field(default_factory=list)
+
+
+def _free_port_block(count: int = 3) -> int:
+    """A port with ``count - 1`` free ones after it (the hub uses port, +1, +2)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + count > 65535:
+            continue
+        ok = True
+        for p in range(port, port + count):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise RuntimeError("no three free ports in a row")
+
+
+@contextlib.contextmanager
+def running_hub(idle_timeout: int = 3600, state: Path | None = None) -> Iterator[RunningHub]:
+    """Start the classroom's hub; on exit stop it and remove its learners.
+
+    Examples
+    --------
+    >>> with running_hub() as hub:  # doctest: +SKIP
+    ...     print(hub.url)
+    """
+    port = _free_port_block()
+    own_state = state is None
+    state = Path(tempfile.mkdtemp(prefix="labkit-hub-")) if state is None else state
+    token = secrets.token_hex(24)
+    env = dict(
+        os.environ,
+        LABKIT_HUB_URL=f"http://127.0.0.1:{port}",
+        LABKIT_HUB_STATE=str(state),
+        LABKIT_HUB_API_TOKEN=token,
+        LABKIT_IDLE_TIMEOUT=str(idle_timeout),
+    )
+    log = state / "hub.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(VENV / "bin" / "jupyterhub"), "-f", str(CONFIG)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    hub = RunningHub(f"http://127.0.0.1:{port}", token, state, proc, log)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{hub.url}/hub/api/"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the hub did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield hub
+    finally:
+        stop_hub(hub)
+        for name in hub.learners:
+            remove_learner(name)
+        if own_state:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def _answers(url: str) -> bool:
+    """Whether the hub (through its proxy) answers ``url`` with 200."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def stop_hub(hub: RunningHub) -> None:
+    """Stop the hub, its proxy, its services and every server it spawned."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(hub.proc.pid, signal.SIGTERM)
+    try:
+        hub.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(hub.proc.pid, signal.SIGKILL)
+        hub.proc.wait()
+    for name in hub.learners:  # single-user servers run in sessions of their own
+        kill_user(name)
+
+
+def kill_user(name: str) -> None:
+    """SIGKILL every process of a learner's system user (if it exists)."""
+    with contextlib.suppress(KeyError):
+        pwd.getpwnam(name)
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        for _ in range(50):
+            if subprocess.run(["pgrep", "-u", name], capture_output=True).returncode:
+                return
+            time.sleep(0.1)
+
+
+def remove_learner(name: str) -> None:
+    """Remove a learner's system user and home, if labkit's hub made it."""
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        return
+    import grp
+
+    if user.pw_gid != grp.getgrnam(GROUP).gr_gid:
+        return
+    kill_user(name)
+    subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def remove_group_if_empty() -> None:
+    """Remove the learners' group when no user of it is left (the machine as it was)."""
+    import grp
+
+    try:
+        gid = grp.getgrnam(GROUP).gr_gid
+    except KeyError:
+        return
+    if not any(u.pw_gid == gid for u in pwd.getpwall()):
+        subprocess.run(["groupdel", GROUP], check=False, capture_output=True)
+
+
+# -- the hub's REST API, and kernels over websockets ------------------------------------
+
+
+class Hub:
+    """A client of a running hub's REST API, with an admin service token."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.http = AsyncHTTPClient(force_instance=True, defaults={"request_timeout": 120})
+
+    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """Call ``/hub/api/PATH`` (or any path starting with /); return (status, JSON)."""
+        url = self.url + (path if path.startswith("/") else f"/hub/api/{path}")
+        request = HTTPRequest(
+            url,
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+            body=None if body is None and method == "GET" else json.dumps(body or {}),
+            allow_nonstandard_methods=True,
+        )
+        try:
+            response = await self.http.fetch(request)
+        except HTTPClientError as err:
+            if err.response is None:
+                raise
+            response = err.response
+        text = response.body.decode() if response.body else ""
+        return response.code, json.loads(text) if text.strip().startswith(("{", "[")) else text
+
+    async def add_users(self, names: list[str]) -> None:
+        """Add learners, as Admin > Add Users does."""
+        status, body = await self.api("POST", "users", {"usernames": names})
+        assert status in (201, 409), (status, body)
+
+    async def start(self, name: str, timeout: float = 120) -> float:
+        """Start a learner's server; return the seconds until it is ready."""
+        t0 = time.monotonic()
+        status, body = await self.api("POST", f"users/{name}/server")
+        assert status in (201, 202, 400), (status, body)  # 400: already running
+        while time.monotonic() - t0 < timeout:
+            status, user = await self.api("GET", f"users/{name}")
+            server = (user.get("servers") or {}).get("")
+            if server and server.get("ready"):
+                return time.monotonic() - t0
+            await asyncio.sleep(0.3)
+        raise TimeoutError(f"{name}'s server was not ready after {timeout} s")
+
+    async def stop(self, name: str) -> None:
+        """Stop a learner's server and wait until it is gone."""
+        await self.api("DELETE", f"users/{name}/server")
+        for _ in range(300):
+            _, user = await self.api("GET", f"users/{name}")
+            if not user.get("servers"):
+                return
+            await asyncio.sleep(0.2)
+
+    async def kernel(self, name: str, kernel: str = "labkit") -> Kernel:
+        """Start a kernel in a learner's server and connect to it."""
+        status, body = await self.api("POST", f"/user/{name}/api/kernels", {"name": kernel})
+        assert status == 201, (status, body)
+        ws_url = self.url.replace("http", "ws", 1)
+        url = f"{ws_url}/user/{name}/api/kernels/{body['id']}/channels"
+        request = HTTPRequest(url, headers={"Authorization": f"token {self.token}"})
+        conn = await websocket_connect(request, max_message_size=64 * MiB)
+        return Kernel(self, name, body["id"], conn)
+
+
+@dataclass
+class Kernel:
+    """A kernel of a learner's server, spoken to over its websocket."""
+
+    hub: Hub
+    user: str
+    id: str
+    conn: Any
+
+    async def run(self, code: str, timeout: float = 180) -> tuple[bool, str]:
+        """Execute ``code``; return (no error, what it printed and returned)."""
+        msg_id = uuid.uuid4().hex
+        await self.conn.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": self.user,
+                        "session": self.id,
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "content": {"code": code, "silent": False, "store_history": False},
+                    "channel": "shell",
+                }
+            )
+        )
+        out: list[str] = []
+        ok, idle, replied = True, False, False
+        deadline = time.monotonic() + timeout
+        while not (idle and replied):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{self.user}: no answer to {code!r}")
+            raw = await asyncio.wait_for(self.conn.read_message(), left)
+            if raw is None:
+                raise ConnectionError(f"{self.user}: the kernel's websocket closed")
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                out.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                ok = False
+                out.append(f"{content['ename']}: {content['evalue']}")
+            elif kind == "execute_reply":
+                replied = True
+                ok = ok and content["status"] == "ok"
+            elif kind == "status" and content["execution_state"] == "idle":
+                idle = True
+        return ok, "".join(out)
+
+    async def shutdown(self) -> None:
+        self.conn.close()
+        await self.hub.api("DELETE", f"/user/{self.user}/api/kernels/{self.id}")
+
+
+def step_code(step: str) -> str:
+    """What a learner's kernel runs for one step: goto, then check (prints "All good")."""
+    if step == "reset":
+        return (
+            "lab.reset(); print('All good' if not lab.changes('reset') else lab.changes('reset'))"
+        )
+    return f"lab.goto({step!r}); print(lab.check({step!r}))"
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+def pss_of_user(uid: int) -> int:
+    """Bytes of proportional set size of every process of ``uid``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def machine_used() -> int:
+    """Bytes in use on the machine: MemTotal - MemAvailable."""
+    info = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, value = line.split(":")
+            info[key] = int(value.split()[0]) * 1024
+    return info["MemTotal"] - info["MemAvailable"]
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of values.
+
+    Examples
+    --------
+    >>> percentile([1, 2, 3, 4], 50), percentile([1, 2, 3, 4], 95)
+    (2, 4)
+    """
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+async def learner_walk(hub: Hub, name: str, times: dict[str, list[float]], failures: list[str]):
+    """One learner: a server, a labkit kernel, then every step with its check."""
+    await hub.start(name)
+    kernel = await hub.kernel(name)
+    ok, said = await kernel.run("import labkit\nlab = labkit.Lab()")
+    if not ok:
+        failures.append(f"{name} start: {said.strip()[-300:]}")
+        return kernel
+    for step in STEPS:
+        t0 = time.monotonic()
+        try:
+            ok, said = await kernel.run(step_code(step))
+        except (TimeoutError, ConnectionError) as err:
+            ok, said = False, str(err)
+        times[step].append(time.monotonic() - t0)
+        if not ok or "All good" not in said:
+            failures.append(f"{name} {step}: {said.strip()[-300:]}")
+    return kernel
+
+
+async def classroom_run(hub_url: str, token: str, names: list[str]) -> dict[str, Any]:
+    """Every learner at once; the figures of one run."""
+    hub = Hub(hub_url, token)
+    await hub.add_users(names)
+    times: dict[str, list[float]] = {step: [] for step in STEPS}
+    failures: list[str] = []
+    used_before = machine_used()
+    t0 = time.monotonic()
+    results = await asyncio.gather(
+        *(learner_walk(hub, n, times, failures) for n in names), return_exceptions=True
+    )
+    walked = time.monotonic() - t0
+    for name, result in zip(names, results, strict=True):
+        if isinstance(result, BaseException):
+            failures.append(f"{name}: {type(result).__name__}: {result}")
+    per_learner = []
+    for name in names:
+        with contextlib.suppress(KeyError):
+            per_learner.append(pss_of_user(pwd.getpwnam(name).pw_uid) / MiB)
+    used_after = machine_used()
+    for result in results:
+        if isinstance(result, Kernel):
+            with contextlib.suppress(Exception):
+                await result.shutdown()
+    return {
+        "n": len(names),
+        "steps": {
+            s: {"p50": round(percentile(v, 50), 3), "p95": round(percentile(v, 95), 3)}
+            for s, v in times.items()
+            if v
+        },
+        "failures": failures,
+        "mib_per_learner": round(statistics.mean(per_learner), 1) if per_learner else None,
+        "mib_per_learner_max": round(max(per_learner), 1) if per_learner else None,
+        "machine_mib_before": round(used_before / MiB),
+        "machine_mib_after": round(used_after / MiB),
+        "all_walked_s": round(walked, 1),
+    }
+
+
+def report(figures: dict[str, Any]) -> str:
+    """The run as text, with the targets."""
+    lines = [f"classroom: {figures['n']} learners at once"]
+    lines.append(f"{'step':<12} {'p50 s':>7} {'p95 s':>7}")
+    for step, v in figures["steps"].items():
+        lines.append(f"{step:<12} {v['p50']:>7.2f} {v['p95']:>7.2f}")
+    worst = max((v["p95"] for v in figures["steps"].values()), default=float("nan"))
+    lines += [
+        f"failures: {len(figures['failures'])}",
+        *(f"  {f}" for f in figures["failures"][:20]),
+        f"memory per learner (PSS, server + kernel + sandbox): mean {figures['mib_per_learner']}"
+        f" MiB, max {figures['mib_per_learner_max']} MiB",
+        f"machine in use: {figures['machine_mib_before']} MiB before, "
+        f"{figures['machine_mib_after']} MiB with everyone at portforward",
+        f"all {figures['n']} walked the course in {figures['all_walked_s']} s",
+        "",
+        f"target: no failure                  {'PASS' if not figures['failures'] else 'MISS'}",
+        f"target: p95 of a step <= 2 s        {'PASS' if worst <= 2 else 'MISS'} ({worst:.2f} s)",
+        "target: <= 250 MiB per learner      "
+        + ("PASS" if (figures["mib_per_learner_max"] or 1e9) <= 250 else "MISS"),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the classroom benchmark (see the module's docstring).
+
+    Examples
+    --------
+    >>> main(["-n", "3"])  # doctest: +SKIP
+    0
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=30, help="learners at once (default 30)")
+    parser.add_argument("--prefix", default="lk", help="learners' names: PREFIX001, ...")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        parser.error("run it as root: the hub makes a system user per learner")
+    names = [f"{args.prefix}{i:03d}" for i in range(1, args.n + 1)]
+    with running_hub() as hub:
+        hub.learners.extend(names)
+        figures = asyncio.run(classroom_run(hub.url, hub.token, names))
+    remove_group_if_empty()
+    print(json.dumps(figures, indent=1) if args.json else report(figures))
+    return 0 if not figures["failures"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
