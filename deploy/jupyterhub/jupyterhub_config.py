@@ -122,7 +122,11 @@ c.Spawner.notebook_dir = "~/course"
 c.Spawner.default_url = "/lab"
 c.Spawner.args = ["--MappingKernelManager.default_kernel_name=labkit"]
 c.Spawner.env_keep = ["LANG", "LC_ALL"]
-c.Spawner.environment = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+c.Spawner.environment = {
+    "PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    # how often a learner's server tells the hub it is in use (the culler reads it)
+    "JUPYTERHUB_ACTIVITY_INTERVAL": str(max(5, min(300, IDLE // 4))),
+}
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 
@@ -130,7 +134,13 @@ c.Spawner.http_timeout = 60
 c.JupyterHub.services = [
     {
         "name": "idle-culler",
-        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={IDLE}"],
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={IDLE}",
+            f"--cull-every={max(5, min(300, IDLE // 4))}",
+        ],
     }
 ]
 c.JupyterHub.load_roles = [

@@ -1,0 +1,149 @@
+"""The classroom on one machine (deploy/jupyterhub): learners apart from each other.
+
+A real JupyterHub with its proxy, FirstUse login, a system user and a
+JupyterLab per learner, driven through its REST API and the kernels'
+websockets (``bench/classroom.py``'s client). Three learners walk the
+course to ``portforward`` at once; then:
+
+* each sees only their own namespaces and rules (a mark one learner makes
+  is in no other lab);
+* one learner's ``reset`` and a kill -9 of another's kernel leave the
+  others' labs as they were (their checks still pass, their web app
+  still answers);
+* the idle culler stops a learner's server, and nothing of that learner
+  runs afterwards;
+* the learners' system users, group and homes go with the hub, and the
+  machine's network is as before.
+
+Needs root (system users), nodejs with configurable-http-proxy in
+``.venv/node`` (``./run.sh test`` installs it) and about a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import machine_network
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import classroom  # noqa: E402
+
+PROXY = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+LEARNERS = ["lkt-ann", "lkt-bob", "lkt-cat"]
+
+pytestmark = [
+    pytest.mark.classroom,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a system user per learner)"),
+    pytest.mark.skipif(
+        not PROXY.exists() and not shutil.which("configurable-http-proxy"),
+        reason="needs configurable-http-proxy (./run.sh install)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[classroom.RunningHub]:
+    before = machine_network()
+    had_group = _group_exists()
+    with classroom.running_hub(idle_timeout=30) as running:
+        running.learners.extend(LEARNERS)
+        yield running
+    classroom.remove_group_if_empty()
+    for name in LEARNERS:
+        with pytest.raises(KeyError):
+            pwd.getpwnam(name)
+    assert _group_exists() == had_group
+    after = machine_network()
+    changed = [key for key in before if before[key] != after.get(key)]
+    assert not changed, f"the classroom changed the machine's {changed}"
+
+
+def _group_exists() -> bool:
+    try:
+        grp.getgrnam(classroom.GROUP)
+        return True
+    except KeyError:
+        return False
+
+
+def _pids_of(name: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-u", name], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+async def _class_to_portforward(client: classroom.Hub) -> dict[str, classroom.Kernel]:
+    await client.add_users(LEARNERS)
+    times = {step: [] for step in classroom.STEPS}
+    failures: list[str] = []
+    ready: list[float] = []
+    kernels = await asyncio.gather(
+        *(classroom.learner_walk(client, n, times, failures, ready) for n in LEARNERS)
+    )
+    assert not failures, failures
+    return dict(zip(LEARNERS, kernels, strict=True))
+
+
+async def _scenario(hub: classroom.RunningHub) -> None:
+    client = classroom.Hub(hub.url, hub.token)
+    kernels = await _class_to_portforward(client)
+    ann, bob, cat = (kernels[n] for n in LEARNERS)
+
+    # each learner is their own system user, with their own copy of the course
+    for name in LEARNERS:
+        user = pwd.getpwnam(name)
+        assert user.pw_gid == grp.getgrnam(classroom.GROUP).gr_gid
+        assert (Path(user.pw_dir) / "course" / "06-portforward.ipynb").exists()
+        assert os.stat(user.pw_dir).st_mode & 0o077 == 0  # others cannot look in
+
+    # a mark made in ann's lab is in no other lab
+    ok, said = await ann.run(
+        "!ip netns add mark-ann && iptables -t nat -A PREROUTING -p tcp --dport 4242 "
+        "-m comment --comment mark-ann -j ACCEPT\n!ip netns; iptables -t nat -S PREROUTING"
+    )
+    assert ok and "mark-ann" in said
+    for other in (bob, cat):
+        ok, said = await other.run("!ip netns; iptables -t nat -S PREROUTING")
+        assert ok and "mark-ann" not in said and "red" in said, said
+
+    # ann resets, bob's kernel is killed with SIGKILL: cat's lab is untouched
+    ok, said = await ann.run("lab.reset()\n!ip netns")
+    assert ok and "red" not in said and "mark-ann" not in said, said
+    # the kernel's pid in its sandbox is not the machine's: kill every process of
+    # bob's that holds a kernel (the server's kernel launchers and their sandboxes)
+    launchers = subprocess.run(
+        ["pgrep", "-u", "lkt-bob", "-f", "labkit.jupyter"], capture_output=True, text=True
+    ).stdout.split()
+    assert launchers, "bob's kernel is not running as bob"
+    for p in launchers:
+        subprocess.run(["kill", "-9", p], check=False)
+    ok, said = await cat.run("print(lab.check('portforward'))")
+    assert ok and "All good" in said, said
+
+    # the culler stops an idle learner's server (ann's); cat keeps working meanwhile
+    await ann.shutdown()
+    deadline = time.monotonic() + 120
+    while _pids_of("lkt-ann") and time.monotonic() < deadline:
+        ok, _ = await cat.run("1")
+        assert ok
+        await asyncio.sleep(2)
+    assert not _pids_of("lkt-ann"), "ann's server was not culled, or left processes"
+    status, user = await client.api("GET", "users/lkt-ann")
+    assert status == 200 and not user.get("servers")
+    ok, said = await cat.run("print(lab.check('portforward'))")
+    assert ok and "All good" in said, said
+
+
+def test_three_learners_stay_apart_and_a_culled_one_leaves_nothing(hub) -> None:
+    asyncio.run(_scenario(hub))
