@@ -15,12 +15,14 @@ the failures (a step whose check is not all good, or an error), memory per
 learner (PSS of every process of the learner's uid: server, kernel,
 sandbox and the world's web servers) and the machine's (MemTotal -
 MemAvailable, before and after), and the time until all N kernels were
-ready.
+ready. ``--kernels`` measures one labkit kernel's start and memory against
+a plain ipykernel, side by side, outside any hub.
 
 Run as root (the hub makes system users)::
 
     .venv/bin/python bench/classroom.py -n 30
     .venv/bin/python bench/classroom.py -n 3 --json
+    .venv/bin/python bench/classroom.py --kernels
 
 Targets (issue 15, a 2-core 24 GiB machine): 30 learners with no failure,
 p95 of a step <= 2 s, <= 250 MiB per learner.
@@ -490,6 +492,84 @@ def report(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- one kernel: labkit against a plain ipykernel ---------------------------------------
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def _pss(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += next(int(ln.split()[1]) for ln in f if ln.startswith("Pss:")) * 1024
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def kernel_start(name: str, rounds: int = 5) -> dict[str, float]:
+    """Median seconds from start to the first answered cell, and MiB of its process tree.
+
+    Examples
+    --------
+    >>> kernel_start("python3", rounds=1)["ready_s"] > 0  # doctest: +SKIP
+    True
+    """
+    from jupyter_client.manager import KernelManager
+
+    ready, memory = [], []
+    for _ in range(rounds):
+        km = KernelManager(kernel_name=name)
+        t0 = time.monotonic()
+        km.start_kernel()
+        client = km.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            client.execute_interactive("1", timeout=60)
+            ready.append(time.monotonic() - t0)
+            time.sleep(1)  # let the world's web servers settle
+            memory.append(_pss(_tree(km.provisioner.process.pid)) / MiB)
+        finally:
+            client.stop_channels()
+            km.shutdown_kernel(now=True)
+    return {"ready_s": round(statistics.median(ready), 2), "mib": round(statistics.median(memory))}
+
+
+def kernels_report(rounds: int = 5) -> str:
+    """labkit's kernel against ipykernel's, side by side."""
+    plain = kernel_start("python3", rounds)
+    labkit_ = kernel_start("labkit", rounds)
+    return "\n".join(
+        [
+            f"kernel start, median of {rounds}: from start to the first answered cell",
+            f"{'kernel':<10} {'ready s':>8} {'MiB (PSS)':>10}",
+            f"{'ipykernel':<10} {plain['ready_s']:>8.2f} {plain['mib']:>10}",
+            f"{'labkit':<10} {labkit_['ready_s']:>8.2f} {labkit_['mib']:>10}"
+            "   (with its sandbox and the world's web servers)",
+            f"ratio      {labkit_['ready_s'] / plain['ready_s']:>8.2f}",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the classroom benchmark (see the module's docstring).
 
@@ -502,7 +582,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=30, help="learners at once (default 30)")
     parser.add_argument("--prefix", default="lk", help="learners' names: PREFIX001, ...")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--kernels", action="store_true", help="only one labkit kernel against ipykernel"
+    )
     args = parser.parse_args(argv)
+    if args.kernels:
+        print(kernels_report())
+        return 0
     if os.geteuid() != 0:
         parser.error("run it as root: the hub makes a system user per learner")
     names = [f"{args.prefix}{i:03d}" for i in range(1, args.n + 1)]

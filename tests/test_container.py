@@ -51,6 +51,7 @@ FIGURES = ROOT / "out" / "container.json"
 TOOLS = ("podman", "runc", "mmdebstrap")
 BASE = "localhost/debian-base:bookworm"
 MIRROR = "http://deb.debian.org/debian"
+SINGLEUSER = "/home/learner/labkit/.venv/bin/jupyterhub-singleuser"
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("0[0-6]-*.ipynb"))
 
 pytestmark = [
@@ -290,6 +291,8 @@ def test_readme_run_command_serves_jupyterlab_with_its_token(podman: Podman) -> 
         status, body = _get(f"{base}/api/kernelspecs", urls[0])
         assert status == 200 and json.loads(body)["default"] == "labkit"
         assert "cannot run here" not in logs, logs
+        hubs = podman.run(["podman", "exec", "labkit-readme", "test", "-x", SINGLEUSER])
+        assert hubs.returncode == 0, "the image lacks jupyterhub-singleuser (deploy/kubernetes)"
         doctor = podman.run(["podman", "exec", "labkit-readme", ".venv/bin/labkit", "doctor"])
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert "[ok]   sandbox" in doctor.stdout and "labkit can run here" in doctor.stdout
