@@ -7,6 +7,9 @@ course to ``portforward`` at once; then:
 
 * each sees only their own namespaces and rules (a mark one learner makes
   is in no other lab);
+* from a cell, one learner tries the containment battery on another's lab
+  (its network namespace, a named namespace, a port on its loopback, a file
+  in its home) and on the machine: every attempt is refused;
 * one learner's ``reset`` and a kill -9 of another's kernel leave the
   others' labs as they were (their checks still pass, their web app
   still answers);
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -39,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import classroom  # noqa: E402
 
+BATTERY = ROOT / "tests" / "escape_battery.py"
 PROXY = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 LEARNERS = ["lkt-ann", "lkt-bob", "lkt-cat"]
 
@@ -116,6 +121,34 @@ async def _scenario(hub: classroom.RunningHub) -> None:
     for other in (bob, cat):
         ok, said = await other.run("!ip netns; iptables -t nat -S PREROUTING")
         assert ok and "mark-ann" not in said and "red" in said, said
+
+    # from a cell, ann tries every escape of the containment battery on bob's lab
+    ok, said = await bob.run(
+        "!ip netns add mark-bob\nimport os, socket\n_listener = socket.socket()\n"
+        "_listener.bind(('127.0.0.1', 0)); _listener.listen(4)\n"
+        "print(os.stat('/proc/self/ns/net').st_ino, _listener.getsockname()[1])"
+    )
+    assert ok, said
+    netns, port = (int(v) for v in said.split()[-2:])
+    home = Path(pwd.getpwnam("lkt-bob").pw_dir)
+    params = {
+        "machine_netns": netns,  # namespace inodes are the same seen from anywhere
+        "root_file": str(home / "course" / "06-portforward.ipynb"),
+        "machine_named_netns": "mark-bob",
+        "machine_port": port,
+        # every lab is called "host", by design: a name that is nobody's
+        "machine_hostname": "not-a-lab-name",
+        "block_device": "/dev/vda",
+    }
+    ok, said = await ann.run(
+        f"import json, runpy\nbattery = runpy.run_path({str(BATTERY)!r})\n"
+        f"print(json.dumps(battery['run']({params!r})))"
+    )
+    assert ok, said
+    rows = json.loads(said.strip().splitlines()[-1])
+    assert len(rows) >= 15
+    reached = [f"{r['name']}: {r['how']}" for r in rows if not r["refused"]]
+    assert not reached, "ann reached bob's lab:\n" + "\n".join(reached)
 
     # ann resets, bob's kernel is killed with SIGKILL: cat's lab is untouched
     ok, said = await ann.run("lab.reset()\n!ip netns")
