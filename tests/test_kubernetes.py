@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import os
 import re
+import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -188,7 +191,26 @@ def manifest(*names: str) -> dict[str, Any]:
         pod = await spawner.get_pod_manifest()
         return spawner.api.api_client.sanitize_for_serialization(pod)
 
-    return asyncio.run(build())
+    # In a child: the Kubernetes client's DNS resolver (pycares) leaves a thread
+    # running, and the suite's sandboxed tests fork only from a single thread.
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(r)
+        code = 0
+        try:
+            with os.fdopen(w, "w") as out:
+                json.dump(asyncio.run(build()), out)
+        except BaseException:  # noqa: BLE001 - the parent reports it
+            traceback.print_exc()
+            code = 1
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and text, "building the pod manifest failed (run the test alone to see why)"
+    return json.loads(text)
 
 
 def notebook(pod: dict[str, Any]) -> dict[str, Any]:
