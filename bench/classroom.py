@@ -166,6 +166,14 @@ def stop_hub(hub: RunningHub) -> None:
         hub.proc.wait()
     for name in hub.learners:  # single-user servers run in sessions of their own
         kill_user(name)
+    # the proxy runs in a session of its own, and may outlive a stopped hub
+    with contextlib.suppress(OSError, ValueError):
+        pid = int((hub.state / "proxy.pid").read_text())
+        if "configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_text():
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)
 
 
 def kill_user(name: str) -> None:

@@ -65,6 +65,8 @@ def hub() -> Iterator[classroom.RunningHub]:
     with classroom.running_hub(idle_timeout=30) as running:
         running.learners.extend(LEARNERS)
         yield running
+        proxy = int((running.state / "proxy.pid").read_text())
+    assert not Path(f"/proc/{proxy}").exists(), "the hub's proxy still runs"
     classroom.remove_group_if_empty()
     for name in LEARNERS:
         with pytest.raises(KeyError):
