@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import grp
 import json
 import os
 import pwd
@@ -193,8 +194,6 @@ def remove_learner(name: str) -> None:
         user = pwd.getpwnam(name)
     except KeyError:
         return
-    import grp
-
     if user.pw_gid != grp.getgrnam(GROUP).gr_gid:
         return
     kill_user(name)
@@ -203,8 +202,6 @@ def remove_learner(name: str) -> None:
 
 def remove_group_if_empty() -> None:
     """Remove the learners' group when no user of it is left (the machine as it was)."""
-    import grp
-
     try:
         gid = grp.getgrnam(GROUP).gr_gid
     except KeyError:
@@ -366,21 +363,12 @@ def step_code(step: str) -> str:
 
 def pss_of_user(uid: int) -> int:
     """Bytes of proportional set size of every process of ``uid``."""
-    total = 0
+    pids = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}").st_uid != uid:
-                continue
-            with open(f"/proc/{entry}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except OSError:
-            continue
-    return total
+        with contextlib.suppress(OSError):
+            if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid:
+                pids.append(int(entry))
+    return _pss(pids)
 
 
 def machine_used() -> int:

@@ -27,7 +27,7 @@ BIN_DIR = "/run/labkit/bin"
 #: the learner's home when the machine's is not theirs (root's)
 HOME_DIR = "/run/labkit/home"
 
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_NOSUID, MS_NODEV, MS_NOEXEC = libc.MS_NOSUID, libc.MS_NODEV, libc.MS_NOEXEC
 
 SUDO_SHIM = """#!/bin/sh
 # labkit sandbox: you are root here already, so sudo only drops its options.

@@ -22,6 +22,7 @@ container" gives the least options measured for Docker and Podman.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from labkit.errors import SandboxError
 from labkit.kernel import libc
@@ -239,6 +240,26 @@ def require(outside: str = NOT_INSIDE) -> None:
     raise SandboxError(outside)
 
 
+def _in_child(attempt: Callable[[], None]) -> int | None:
+    """Run ``attempt`` in a throwaway child; return the errno it failed with, None if it worked."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(r)
+        msg = b""
+        try:
+            attempt()
+        except OSError as err:
+            msg = str(err.errno or 1).encode()
+        os.write(w, msg)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    return int(out) if out else None
+
+
 def try_unshare(flags: int) -> int | None:
     """Try ``unshare(flags)`` in a throwaway child; return its errno, None if it worked.
 
@@ -247,22 +268,7 @@ def try_unshare(flags: int) -> int | None:
     >>> try_unshare(0) is None
     True
     """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(r)
-        msg = b""
-        try:
-            libc.unshare(flags)
-        except OSError as err:
-            msg = str(err.errno).encode()
-        os.write(w, msg)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        out = f.read().decode()
-    os.waitpid(pid, 0)
-    return int(out) if out else None
+    return _in_child(lambda: libc.unshare(flags))
 
 
 def why_not() -> str | None:
@@ -385,39 +391,33 @@ def try_fresh_proc() -> int | None:
     >>> try_fresh_proc() in (None, 1, 13)
     True
     """
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(r)
-        code = 0
+    return _in_child(_fresh_proc_here)
+
+
+def _fresh_proc_here() -> None:
+    """In a child: user (unless root), mount and PID namespaces, then a proc mount below."""
+    uid, gid = os.geteuid(), os.getegid()
+    flags = libc.CLONE_NEWNS | libc.CLONE_NEWPID
+    libc.unshare(flags if uid == 0 else flags | libc.CLONE_NEWUSER)
+    if uid != 0:
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"0 {uid} 1"),
+            ("gid_map", f"0 {gid} 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    child = os.fork()  # the first process of the new PID namespace
+    if child == 0:  # pragma: no cover - runs in the grandchild
         try:
-            uid, gid = os.geteuid(), os.getegid()
-            flags = libc.CLONE_NEWNS | libc.CLONE_NEWPID
-            libc.unshare(flags if uid == 0 else flags | libc.CLONE_NEWUSER)
-            if uid != 0:
-                for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1")):
-                    with open(f"/proc/self/{name}", "w") as f:
-                        f.write(text)
-                with open("/proc/self/gid_map", "w") as f:
-                    f.write(f"0 {gid} 1")
-            child = os.fork()
-            if child == 0:
-                try:
-                    libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-                    libc.mount("proc", "/proc", "proc", 2 | 4 | 8)  # nosuid, nodev, noexec
-                except OSError as err:
-                    os._exit(err.errno or 1)
-                os._exit(0)
-            code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+            libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+            libc.mount("proc", "/proc", "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
         except OSError as err:
-            code = err.errno or 1
-        os.write(w, str(code).encode())
+            os._exit(err.errno or 1)
         os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        out = f.read().decode()
-    os.waitpid(pid, 0)
-    return int(out) if out.isdigit() and int(out) else None
+    code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    if code:
+        raise OSError(code, os.strerror(code))
 
 
 # -- who the learner is on the machine ------------------------------------------
