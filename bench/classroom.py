@@ -540,7 +540,7 @@ def kernel_start(name: str, rounds: int = 5) -> dict[str, float]:
         client.start_channels()
         try:
             client.wait_for_ready(timeout=60)
-            client.execute_interactive("1", timeout=60)
+            client.execute_interactive("1", timeout=60, output_hook=lambda msg: None)
             ready.append(time.monotonic() - t0)
             time.sleep(1)  # let the world's web servers settle
             memory.append(_pss(_tree(km.provisioner.process.pid)) / MiB)

@@ -177,9 +177,9 @@ def launch(argv: list[str] | None = None) -> None:
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
-    # Pictures inline: lab.draw() returns a Figure made without pyplot,
-    # which IPython shows as a PNG once the inline backend is set up.
-    app.initialize([*args, "--matplotlib=inline"])
+    app.initialize(args)
+    if app.shell is not None:
+        _figures_inline(app.shell)
     if reason is None:
         world.build()
     if reason is not None:
@@ -189,6 +189,33 @@ def launch(argv: list[str] | None = None) -> None:
     if app.shell is not None:
         app.shell.set_custom_exc((LabkitError,), _show_labkit_error)
     app.start()
+
+
+def _figures_inline(shell: Any) -> None:
+    """Show a matplotlib Figure as a PNG, without importing matplotlib now.
+
+    ``lab.draw()`` returns a Figure made without pyplot, which IPython shows
+    only once a formatter for Figure is registered. ``--matplotlib=inline``
+    would register it at start, and import matplotlib to do so (half a
+    second and some 30 MiB per kernel, measured by ``bench/classroom.py
+    --kernels``). Registered by name, the formatter costs nothing until the
+    first figure. pyplot still draws inline: ipykernel makes the inline
+    backend the default, and it registers its own formatter on first use.
+
+    Examples
+    --------
+    >>> from IPython.core.interactiveshell import InteractiveShell
+    >>> _figures_inline(InteractiveShell.instance())  # doctest: +SKIP
+    """
+
+    def png(figure: Any) -> Any:
+        from IPython.core.pylabtools import print_figure
+
+        return print_figure(figure, fmt="png", bbox_inches="tight", base64=True)
+
+    shell.display_formatter.formatters["image/png"].for_type_by_name(
+        "matplotlib.figure", "Figure", png
+    )
 
 
 def _show_labkit_error(

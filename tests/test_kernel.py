@@ -201,12 +201,29 @@ def test_processes_started_in_the_sandbox_end_with_the_kernel():
 
 
 def test_draw_shows_a_picture_without_matplotlib_inline():
-    # The labkit kernel starts with the inline backend set up.
+    # The labkit kernel shows a Figure as a PNG, but imports matplotlib only
+    # for the first one (it costs half a second and ~30 MiB per kernel).
     with fresh_kernel() as (_, kc):
         shown: list[dict] = []
+        texts: list[str] = []
+
+        def keep(msg: dict) -> None:
+            shown.append(msg["content"].get("data", {}))
+            texts.append(msg["content"].get("text", ""))
+
         kc.execute_interactive(
-            "import labkit\nlabkit.Lab().draw()",
-            output_hook=lambda msg: shown.append(msg["content"].get("data", {})),
+            "import sys\nprint('matplotlib' in sys.modules)", output_hook=keep, timeout=TIMEOUT
+        )
+        assert "".join(texts).strip() == "False", texts
+        kc.execute_interactive(
+            "import labkit\nlabkit.Lab().draw()", output_hook=keep, timeout=TIMEOUT
+        )
+        assert any("image/png" in data for data in shown)
+        # pyplot too draws inline, without %matplotlib inline
+        shown.clear()
+        kc.execute_interactive(
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nNone",
+            output_hook=keep,
             timeout=TIMEOUT,
         )
     assert any("image/png" in data for data in shown)
