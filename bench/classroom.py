@@ -286,6 +286,16 @@ class Hub:
         conn = await websocket_connect(request, max_message_size=64 * MiB)
         return Kernel(self, name, body["id"], conn)
 
+    async def terminal(self, name: str) -> Terminal:
+        """Open a terminal in a learner's server (as JupyterLab's launcher does)."""
+        status, body = await self.api("POST", f"/user/{name}/api/terminals")
+        assert status == 200, (status, body)
+        ws_url = self.url.replace("http", "ws", 1)
+        url = f"{ws_url}/user/{name}/terminals/websocket/{body['name']}"
+        request = HTTPRequest(url, headers={"Authorization": f"token {self.token}"})
+        conn = await websocket_connect(request, max_message_size=64 * MiB)
+        return Terminal(self, name, body["name"], conn)
+
 
 @dataclass
 class Kernel:
@@ -345,8 +355,44 @@ class Kernel:
         return ok, "".join(out)
 
     async def shutdown(self) -> None:
+        """Close the websocket and ask the learner's server to stop the kernel."""
         self.conn.close()
         await self.hub.api("DELETE", f"/user/{self.user}/api/kernels/{self.id}")
+
+
+@dataclass
+class Terminal:
+    """A terminal of a learner's server, spoken to over its websocket as JupyterLab does."""
+
+    hub: Hub
+    user: str
+    name: str
+    conn: Any
+    screen: str = ""
+
+    async def read_until(self, text: str, timeout: float = 120) -> str:
+        """Read the terminal's output until ``text`` shows up; return all of it so far."""
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{self.user}: {text!r} never showed:\n{self.screen[-2000:]}")
+            raw = await asyncio.wait_for(self.conn.read_message(), left)
+            if raw is None:
+                raise ConnectionError(f"{self.user}: the terminal closed:\n{self.screen[-2000:]}")
+            kind, *rest = json.loads(raw)
+            if kind == "stdout":
+                self.screen += rest[0]
+        return self.screen
+
+    async def type(self, line: str) -> None:
+        """Type ``line`` and Enter."""
+        await self.conn.write_message(json.dumps(["stdin", line + "\r"]))
+
+    async def close(self) -> None:
+        """Close the websocket and ask the server to end the terminal."""
+        self.conn.close()
+        await self.hub.api("DELETE", f"/user/{self.user}/api/terminals/{self.name}")
 
 
 def step_code(step: str) -> str:

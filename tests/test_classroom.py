@@ -7,9 +7,10 @@ course to ``portforward`` at once; then:
 
 * each sees only their own namespaces and rules (a mark one learner makes
   is in no other lab);
-* from a cell, one learner tries the containment battery on another's lab
-  (its network namespace, a named namespace, a port on its loopback, a file
-  in its home) and on the machine: every attempt is refused;
+* from a cell and from a terminal, one learner tries the containment
+  battery on another's lab (its network namespace, a named namespace, a
+  port on its loopback, a file in its home) and on the machine: every
+  attempt is refused;
 * one learner's ``reset`` and a kill -9 of another's kernel leave the
   others' labs as they were (their checks still pass, their web app
   still answers);
@@ -29,6 +30,7 @@ import grp
 import json
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -147,10 +149,23 @@ async def _scenario(hub: classroom.RunningHub) -> None:
         f"print(json.dumps(battery['run']({params!r})))"
     )
     assert ok, said
-    rows = json.loads(said.strip().splitlines()[-1])
-    assert len(rows) >= 15
-    reached = [f"{r['name']}: {r['how']}" for r in rows if not r["refused"]]
-    assert not reached, "ann reached bob's lab:\n" + "\n".join(reached)
+    _assert_all_refused(json.loads(said.strip().splitlines()[-1]), "a cell of ann's")
+
+    # the same battery from a terminal of ann's (it joins the lab of ann's kernel)
+    terminal = await client.terminal("lkt-ann")
+    try:
+        screen = await terminal.read_until("@host")
+        assert "joined the lab of" in screen, screen
+        code = (
+            f"import json, runpy; b = runpy.run_path({str(BATTERY)!r}); "
+            f"print('ROWS-' + 'BEGIN', json.dumps(b['run']({params!r})), 'ROWS-' + 'END')"
+        )
+        await terminal.type(f"python3 -c {shlex.quote(code)}")
+        screen = await terminal.read_until("ROWS-END\r", timeout=180)
+    finally:
+        await terminal.close()
+    rows = screen.rsplit("ROWS-BEGIN", 1)[1].rsplit("ROWS-END", 1)[0]
+    _assert_all_refused(json.loads(rows), "a terminal of ann's")
 
     # ann resets, bob's kernel is killed with SIGKILL: cat's lab is untouched
     ok, said = await ann.run("lab.reset()\n!ip netns")
@@ -178,6 +193,12 @@ async def _scenario(hub: classroom.RunningHub) -> None:
     assert status == 200 and not user.get("servers")
     ok, said = await cat.run("print(lab.check('portforward'))")
     assert ok and "All good" in said, said
+
+
+def _assert_all_refused(rows: list[dict], where: str) -> None:
+    assert len(rows) >= 15, rows
+    reached = [f"{r['name']}: {r['how']}" for r in rows if not r["refused"]]
+    assert not reached, f"from {where}, bob's lab was reached:\n" + "\n".join(reached)
 
 
 def test_three_learners_stay_apart_and_a_culled_one_leaves_nothing(hub) -> None:
