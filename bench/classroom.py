@@ -110,8 +110,17 @@ def _free_port_block(count: int = 3) -> int:
 
 
 @contextlib.contextmanager
-def running_hub(idle_timeout: int = 3600, state: Path | None = None) -> Iterator[RunningHub]:
+def running_hub(
+    idle_timeout: int = 3600,
+    state: Path | None = None,
+    command: list[str] | None = None,
+    start_timeout: float = 60,
+) -> Iterator[RunningHub]:
     """Start the classroom's hub; on exit stop it and remove its learners.
+
+    ``command`` starts it another way than ``jupyterhub -f CONFIG`` (for
+    example ``["./run.sh", "classroom"]``), which must end in that hub's
+    process (``exec``); ``start_timeout`` is how long it may take to answer.
 
     Examples
     --------
@@ -132,7 +141,7 @@ def running_hub(idle_timeout: int = 3600, state: Path | None = None) -> Iterator
     log = state / "hub.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(VENV / "bin" / "jupyterhub"), "-f", str(CONFIG)],
+            command or [str(VENV / "bin" / "jupyterhub"), "-f", str(CONFIG)],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -141,7 +150,7 @@ def running_hub(idle_timeout: int = 3600, state: Path | None = None) -> Iterator
         )
     hub = RunningHub(f"http://127.0.0.1:{port}", token, state, proc, log)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout
         while not _answers(f"{hub.url}/hub/api/"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the hub did not start:\n{log.read_text()[-3000:]}")

@@ -27,14 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import http.cookiejar
 import json
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -203,3 +208,58 @@ def _assert_all_refused(rows: list[dict], where: str) -> None:
 
 def test_three_learners_stay_apart_and_a_culled_one_leaves_nothing(hub) -> None:
     asyncio.run(_scenario(hub))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # keep the 302: following it would spawn a server
+
+
+def _log_in(url: str, name: str, password: str) -> urllib.request.OpenerDirector:
+    """Log in on the hub's form as a browser does; return an opener with the cookies."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
+    with opener.open(f"{url}/hub/login", timeout=30) as page:
+        form = page.read().decode()
+    xsrf = re.search(r'name="_xsrf"[^>]*value="([^"]+)"', form)
+    assert xsrf, "no _xsrf field in the login form"
+    body = urllib.parse.urlencode({"username": name, "password": password, "_xsrf": xsrf[1]})
+    try:
+        opener.open(f"{url}/hub/login", data=body.encode(), timeout=60)
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 302, f"logging in as {name}: {answer.code}"
+        return opener  # logged in: sent on to the hub's home
+    raise AssertionError(f"logging in as {name}: the hub showed the form again")
+
+
+def _status(opener: urllib.request.OpenerDirector, url: str) -> int:
+    try:
+        with opener.open(url, timeout=30) as page:
+            return page.status
+    except urllib.error.HTTPError as answer:
+        return answer.code
+
+
+def test_run_sh_classroom_starts_the_hub_with_an_admin_view() -> None:
+    # The instructor's one command, as README gives it; it installs what is
+    # missing first (quick when all is there), then execs the hub.
+    before = machine_network()
+    with classroom.running_hub(
+        command=[str(ROOT / "run.sh"), "classroom"], start_timeout=900
+    ) as hub:
+        hub.learners.append("lkt-dan")
+        banner = hub.log.read_text()
+        assert f"JupyterHub at {hub.url}/" in banner, banner[-2000:]
+        assert "Add Users" in banner and "log in as instructor" in banner.lower()
+        asyncio.run(classroom.Hub(hub.url, hub.token).add_users(["lkt-dan"]))
+
+        instructor = _log_in(hub.url, "instructor", "a first password 1")
+        assert _status(instructor, f"{hub.url}/hub/admin") == 200
+        learner = _log_in(hub.url, "lkt-dan", "a first password 2")
+        assert _status(learner, f"{hub.url}/hub/admin") == 403  # learners have no admin view
+        # FirstUse: the first password stuck, another one is refused
+        with pytest.raises(AssertionError, match="logging in as lkt-dan"):
+            _log_in(hub.url, "lkt-dan", "another password")
+    with pytest.raises(KeyError):
+        pwd.getpwnam("instructor")  # logging in made no system user; only a spawn would
+    assert machine_network() == before
