@@ -380,8 +380,12 @@ def test_control_panel_in_browser(browser: Any, server: Server) -> None:
     """Run the notebook in JupyterLab, click Next and Reset, and see the graph change."""
     from playwright.sync_api import expect
 
-    for old in SHOTS.glob("*.png"):  # no picture of an earlier run left to mislead
-        old.unlink()
+    for old in SHOTS.glob("[0-9]*.png"):  # no picture of an earlier run left to mislead
+        old.unlink()  # (only this test's: the classroom test's are classroom-*.png)
+    for old in SHOTS.glob("*failure.png"):
+        if not old.name.startswith("classroom-"):
+            old.unlink()
+    (SHOTS / "widget-error.png").unlink(missing_ok=True)
     page = browser.new_page()
     page.set_default_timeout(UI_TIMEOUT)
     console: list[str] = []
