@@ -11,6 +11,7 @@ longer has them.
 from __future__ import annotations
 
 import argparse
+import os
 import socketserver
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -72,7 +73,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("port", type=int)
     args = parser.parse_args(argv)
     with _Server(("0.0.0.0", args.port), make_handler(args.name)) as server:  # noqa: S104
+        _say_ready()
         server.serve_forever()
+
+
+def _say_ready() -> None:
+    """Tell labkit, which started this app, that it listens (one byte on its pipe)."""
+    fd = os.environ.pop("LABKIT_WEBAPP_READY_FD", "")
+    if fd.isdigit():
+        try:
+            os.write(int(fd), b"1")
+            os.close(int(fd))
+        except OSError:
+            pass  # started by hand with a stale variable: nobody waits
 
 
 if __name__ == "__main__":

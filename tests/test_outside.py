@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from labkit import ConfigError, Lab
+from labkit import ConfigError, KernelError, Lab
 from labkit.core.model import HOST, Service
 from labkit.kernel import netns, services
 from labkit.kernel.observe import graph, snapshot
@@ -55,6 +55,22 @@ def test_nat_each_step_and_what_the_lan_pc_sees():
     nl.call(services.start, nl, Service("lan-pc", 8080))
     seen = lab.http("red", f"http://{LAN_PC}:8080/")
     assert seen.status == 200 and "You came from 192.168.1.2." in seen.body
+
+
+def test_a_web_app_on_a_taken_port_says_so_at_once():
+    # the app says "listening" on a pipe, and the pipe closes when it dies:
+    # no waiting out the timeout, and the error says what to look at
+    Lab()
+    nl = netns.get()
+    first = nl.call(services.start, nl, Service("lan-pc", 8081))
+    with pytest.raises(KernelError) as refused:
+        nl.call(services.start, nl, Service("lan-pc", 8081))
+    said = str(refused.value)
+    assert "stopped before it listened" in said and "port 8081 in use" in said, said
+    assert "`ip netns exec lan-pc ss -ltnp`" in said
+    assert services.find(Service("lan-pc", 8081)) == [first]  # the first one serves on
+    services.stop(Service("lan-pc", 8081))
+    assert not services.find(Service("lan-pc", 8081))
 
 
 def test_the_internet_answers_only_after_the_default_route():
