@@ -268,7 +268,7 @@ class Hub:
         status, body = await self.api("POST", "users", {"usernames": names})
         assert status in (201, 409), (status, body)
 
-    async def start(self, name: str, timeout: float = 120) -> float:
+    async def start(self, name: str, timeout: float = 330) -> float:
         """Start a learner's server; return the seconds until it is ready."""
         t0 = time.monotonic()
         status, body = await self.api("POST", f"users/{name}/server")
@@ -565,11 +565,13 @@ async def learner_walk(
     failures: list[str],
     ready: list[float],
     start_line: StartLine | None = None,
+    draw_line: StartLine | None = None,
 ) -> Kernel | None:
     """One learner: a server, a labkit kernel, then every step with its check.
 
     With a ``start_line``, the learner waits there (ready or not) before the
-    first step, so that every learner walks at the same time.
+    first step, so that every learner walks at the same time; with a
+    ``draw_line``, all draw at the same time too, once all have walked.
     """
     t0 = time.monotonic()
     kernel = None
@@ -584,6 +586,8 @@ async def learner_walk(
         await start_line.arrive()
     if not ok or kernel is None:
         failures.append(f"{name} start: {said.strip()[-300:]}")
+        if draw_line is not None:
+            await draw_line.arrive()
         return kernel
     for step in STEPS:
         t0 = time.monotonic()
@@ -595,6 +599,8 @@ async def learner_walk(
         if not ok or "All good" not in said:
             failures.append(f"{name} {step}: {said.strip()[-300:]}")
     # every notebook draws the lab: the first picture loads matplotlib
+    if draw_line is not None:
+        await draw_line.arrive()
     t0 = time.monotonic()
     try:
         ok, said = await kernel.run("lab.draw()")
@@ -606,12 +612,21 @@ async def learner_walk(
     return kernel
 
 
+async def _first(waiting: Any, tasks: list[asyncio.Future]) -> None:
+    """Wait for ``waiting``, or until every task has ended (one that crashed never arrives)."""
+    wait = asyncio.ensure_future(waiting)
+    ended = asyncio.ensure_future(asyncio.gather(*tasks, return_exceptions=True))
+    await asyncio.wait([wait, ended], return_when=asyncio.FIRST_COMPLETED)
+    wait.cancel()
+
+
 async def classroom_run(hub_url: str, token: str, names: list[str]) -> dict[str, Any]:
     """Every learner at once; the figures of one run.
 
     All N servers and kernels start at the same moment; once the last is
     ready, all N walk the course at the same moment (the worst a class
-    does: everyone clicks the same step in the same second).
+    does: everyone clicks the same step in the same second); once all have
+    walked, all N draw their lab at the same moment.
     """
     hub = Hub(hub_url, token)
     await hub.add_users(names)
@@ -619,17 +634,21 @@ async def classroom_run(hub_url: str, token: str, names: list[str]) -> dict[str,
     failures: list[str] = []
     ready: list[float] = []
     used_before = machine_used()
-    line = StartLine(len(names))
+    line, drawing_line = StartLine(len(names)), StartLine(len(names))
     with Sampler() as starting:
         walks = [
-            asyncio.ensure_future(learner_walk(hub, n, times, failures, ready, line)) for n in names
+            asyncio.ensure_future(learner_walk(hub, n, times, failures, ready, line, drawing_line))
+            for n in names
         ]
-        await line.everyone.wait()
+        await _first(line.everyone.wait(), walks)
     with Sampler() as walking:
         t1 = time.monotonic()
         line.go.set()
-        results = await asyncio.gather(*walks, return_exceptions=True)
+        await _first(drawing_line.everyone.wait(), walks)
     walked = time.monotonic() - t1
+    with Sampler() as drawing:
+        drawing_line.go.set()
+        results = await asyncio.gather(*walks, return_exceptions=True)
     for name, result in zip(names, results, strict=True):
         if isinstance(result, BaseException):
             failures.append(f"{name}: {type(result).__name__}: {result}")
@@ -658,6 +677,7 @@ async def classroom_run(hub_url: str, token: str, names: list[str]) -> dict[str,
         "all_walked_s": round(walked, 1),
         "starting": starting.figures(),
         "walking": walking.figures(),
+        "drawing": drawing.figures(),
         "arp_limit": _read_int("/proc/sys/net/ipv4/neigh/default/gc_thresh3"),
         "open_files_limit": _read_int("/proc/sys/fs/file-max"),
         "cores": os.cpu_count(),
@@ -686,7 +706,11 @@ def report(figures: dict[str, Any]) -> str:
         *(
             f"  while {phase:<18} {f['cpu_busy_pct']:>8}% {f['arp_entries_max']:>12} "
             f"{f['open_files_max']:>11}"
-            for phase, f in (("starting", figures["starting"]), ("walking", figures["walking"]))
+            for phase, f in (
+                ("starting", figures["starting"]),
+                ("walking", figures["walking"]),
+                ("drawing", figures["drawing"]),
+            )
         ),
         f"  limits {'':<18} {'100%':>9} {figures['arp_limit']:>12} "
         f"{figures['open_files_limit']:>11}",

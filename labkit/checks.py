@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from labkit.core import stages
 from labkit.core.model import HOST
 from labkit.core.ops import Op
 from labkit.errors import ConflictError
+from labkit.kernel.probe import http_get
 
 
 @runtime_checkable
@@ -157,8 +159,10 @@ def compare(target: str, lab: Checked, probe: bool = True) -> Report:
         if kind == "ping":
             result = lab.ping(src, dst, count=2)  # the first may wait on ARP
             ok = result.received > 0
-        else:
-            ok = lab.http(src, dst).ok
+        else:  # in-process: no ip or curl process per probe (see http_get)
+            where = urlsplit(dst)
+            status = http_get(src, where.hostname or "", where.port or 80, where.path or "/")
+            ok = 200 <= status < 300
         (report.confirmed if ok else report.failed).append(
             sentence if ok else f"{sentence}: no ({kind} from {src} to {dst} failed)"
         )

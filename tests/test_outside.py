@@ -11,7 +11,7 @@ import pytest
 
 from labkit import ConfigError, KernelError, Lab
 from labkit.core.model import HOST, Service
-from labkit.kernel import netns, services
+from labkit.kernel import netns, probe, services
 from labkit.kernel.observe import graph, snapshot
 
 pytestmark = pytest.mark.sandbox
@@ -95,6 +95,19 @@ def test_port_forward_from_the_lan_the_host_and_a_neighbour():
     assert lab.http("red", "http://192.168.1.2/").status == 200
     # other traffic to port 80 still goes where it was sent
     assert "Hello from internet" in lab.http("red", f"http://{SERVER}/").body
+
+
+def test_the_checks_http_probe_is_a_real_request_through_the_same_rules():
+    # probe.http_get (what lab.check uses) sends real packets, as curl does
+    lab = Lab()
+    lab.goto("portforward:dnat")
+    before = counter(lab, "PREROUTING")
+    assert probe.http_get("lan-pc", "192.168.1.2") == 200
+    assert counter(lab, "PREROUTING") == before + 1  # one connection, DNATed
+    assert probe.http_get(HOST, "192.168.1.2", timeout=1) == 0  # no OUTPUT rule yet
+    lab.goto("portforward:local")
+    assert probe.http_get(HOST, "192.168.1.2") == 200
+    assert probe.http_get("lan-pc", "192.168.1.2", port=81, timeout=1) == 0  # nothing there
 
 
 def test_without_the_output_rule_the_host_cannot_reach_its_own_forward():

@@ -127,8 +127,12 @@ c.Spawner.environment = {
     # how often a learner's server tells the hub it is in use (the culler reads it)
     "JUPYTERHUB_ACTIVITY_INTERVAL": str(max(5, min(300, IDLE // 4))),
 }
-c.Spawner.start_timeout = 60
-c.Spawner.http_timeout = 60
+# A JupyterLab costs about 1.7 s of CPU to start; a class that logs in in the
+# same minute on a small machine queues for it (thirty at once on two cores:
+# the last answered after about 100 s, bench/classroom.py). The learner sees
+# the hub's progress page meanwhile.
+c.Spawner.start_timeout = 300
+c.Spawner.http_timeout = 300
 
 # -- idle servers are stopped --------------------------------------------------------
 c.JupyterHub.services = [

@@ -357,3 +357,42 @@ def ping_many(
     if tables:
         tables.forget_all()
     return results
+
+
+def http_get(ns: str, host: str, port: int = 80, path: str = "/", timeout: float = 3.0) -> int:
+    """One real HTTP GET from namespace ``ns``, in-process; the status (0: no answer).
+
+    The TCP socket is opened in ``ns`` (on the netlink thread) and used
+    from here, so the request crosses the same routes, bridges and NAT
+    rules as ``ip netns exec NS curl``'s, without starting two processes
+    (``ip`` and ``curl``: about 10 ms of CPU per request, which a class
+    checking at the same moment pays thirty times over). The checks use
+    it; :meth:`labkit.Lab.http` stays curl, which a learner can compare
+    with their own command.
+
+    Examples
+    --------
+    >>> http_get("lan-pc", "192.168.1.2")  # doctest: +SKIP
+    200
+    """
+    nl = netns.get()
+    sock = nl.call(nl.inside, ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: labkit\r\n\r\n".encode())
+        head = b""
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in head and time.monotonic() < deadline:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    except OSError:
+        return 0
+    finally:
+        sock.close()
+    words = head.split(b"\r\n", 1)[0].split()
+    if len(words) >= 2 and words[0].startswith(b"HTTP/") and words[1].isdigit():
+        return int(words[1])
+    return 0
