@@ -45,11 +45,16 @@ Examples
 True
 """
 
+from __future__ import annotations
+
 import importlib
-from typing import Any
 
 from labkit.errors import ConfigError, ConflictError, KernelError, LabkitError, SandboxError
 from labkit.version import __version__ as __version__
+
+TYPE_CHECKING = False  # not typing's: the web app imports this package, and typing costs it 11 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ConfigError",

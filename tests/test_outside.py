@@ -5,6 +5,7 @@ Every claim is checked with real packets in a fresh sandbox.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
 import pytest
@@ -55,6 +56,20 @@ def test_nat_each_step_and_what_the_lan_pc_sees():
     nl.call(services.start, nl, Service("lan-pc", 8080))
     seen = lab.http("red", f"http://{LAN_PC}:8080/")
     assert seen.status == 200 and "You came from 192.168.1.2." in seen.body
+
+
+def test_the_web_app_answers_get_and_head_and_refuses_the_rest():
+    lab = Lab()
+    lab.goto("portforward")
+    head = sh("ip netns exec lan-pc curl -sS -I http://192.168.1.2/")
+    assert head.stdout.startswith("HTTP/1.0 200 OK") and "Server: labkit-webapp" in head.stdout
+    assert "Content-Length: 44" in head.stdout  # "Hello from blue! You came from 192.168.1.3.\n"
+    post = sh("ip netns exec lan-pc curl -sS -X POST -o /dev/null -w '%{http_code}' 192.168.1.2")
+    assert post.stdout == "501"
+    # a client that sends half a request and leaves does not stop the app
+    with socket.create_connection(("192.168.1.2", 80), timeout=5) as half:
+        half.sendall(b"GE")
+    assert lab.http("lan-pc", "http://192.168.1.2/").status == 200
 
 
 def test_a_web_app_on_a_taken_port_says_so_at_once():

@@ -300,7 +300,7 @@ def test_processes_in_namespaces_deleted_by_hand_end_with_reset(mark):
 
     left = run_in_lab(_delete_namespaces_by_hand, mark)
     assert [line.split(None, 1)[1] for line in left] == [
-        f"{sys.executable} -m labkit.webapp --name internet 80"  # the new one only
+        f"{sys.executable} -S -m labkit.webapp --name internet 80"  # the new one only
     ], left
 
 

@@ -24,6 +24,9 @@ from labkit.kernel import netns
 
 _LISTEN = "0A"
 
+#: the folder that holds the labkit package (a checkout, or site-packages)
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 #: the environment variable that gives a web app the pipe to say "listening" on
 READY_FD = "LABKIT_WEBAPP_READY_FD"
 
@@ -124,14 +127,17 @@ def start(nl: netns.Netlink, svc: Service, timeout: float = 10.0) -> int:
     >>> nl.call(start, nl, Service("blue", 80))  # doctest: +SKIP
     4242
     """
-    argv = [sys.executable, "-m", "labkit.webapp", "--name", svc.ns, str(svc.port)]
+    # -S: no site-packages, only the standard library and labkit (on
+    # PYTHONPATH). With the environment's site, Python's start costs three
+    # times the CPU (32 ms here against 11), and a class starts thirty at once.
+    argv = [sys.executable, "-S", "-m", "labkit.webapp", "--name", svc.ns, str(svc.port)]
     # sh starts the app in the background and exits: the app's parent
     # becomes the sandbox's PID 1, which reaps it. The app writes one byte
     # on the pipe once it listens, and the pipe closes if it dies first.
     launcher = ["sh", "-c", 'exec "$@" </dev/null >/dev/null 2>&1 &', "sh", *argv]
     readable, writable = os.pipe()
     try:
-        env = dict(os.environ, **{READY_FD: str(writable)})
+        env = dict(os.environ, **{READY_FD: str(writable), "PYTHONPATH": _PACKAGE_PARENT})
         nl.inside(
             svc.ns,
             lambda: subprocess.run(launcher, check=True, pass_fds=(writable,), env=env),
