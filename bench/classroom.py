@@ -695,6 +695,7 @@ def report(figures: dict[str, Any]) -> str:
     lines += [
         f"failures: {len(figures['failures'])}",
         *(f"  {f}" for f in figures["failures"][:20]),
+        *([f"  (the hub's log: {figures['log']})"] if figures.get("log") else []),
         f"memory per learner (PSS, server + kernel + sandbox): mean {figures['mib_per_learner']}"
         f" MiB, max {figures['mib_per_learner_max']} MiB",
         f"machine in use: {figures['machine_mib_before']} MiB before, "
@@ -826,6 +827,11 @@ def main(argv: list[str] | None = None) -> int:
     with running_hub() as hub:
         hub.learners.extend(names)
         figures = asyncio.run(classroom_run(hub.url, hub.token, names))
+        if figures["failures"]:  # the hub's and the servers' log says why
+            kept = ROOT / "out" / "classroom-hub.log"
+            kept.parent.mkdir(exist_ok=True)
+            shutil.copyfile(hub.log, kept)
+            figures["log"] = str(kept)
     remove_group_if_empty()
     print(json.dumps(figures, indent=1) if args.json else report(figures))
     return 0 if not figures["failures"] else 1

@@ -120,7 +120,12 @@ c.Spawner.pre_spawn_hook = _prepare
 c.Spawner.cmd = [os.path.join(VENV, "bin", "jupyterhub-singleuser")]
 c.Spawner.notebook_dir = "~/course"
 c.Spawner.default_url = "/lab"
-c.Spawner.args = ["--MappingKernelManager.default_kernel_name=labkit"]
+c.Spawner.args = [
+    "--MappingKernelManager.default_kernel_name=labkit",
+    # how long a kernel may take to answer its first request before JupyterLab
+    # gives up on it (60 s by default): as long as a server may take to start
+    "--MappingKernelManager.kernel_info_timeout=300",
+]
 c.Spawner.env_keep = ["LANG", "LC_ALL"]
 c.Spawner.environment = {
     "PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
