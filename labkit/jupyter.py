@@ -96,8 +96,15 @@ _PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
 def _listen(info: dict) -> dict[int, int]:
-    """Open Jupyter's five listening TCP sockets here, outside: port -> fd (inheritable)."""
-    if info.get("transport", "tcp") != "tcp":
+    """Open Jupyter's five listening sockets here, outside: port -> fd (inheritable).
+
+    TCP ports on ``ip``, or, with ``"transport": "ipc"``, Unix sockets at
+    ``IP-PORT`` (paths in the user's runtime folder, which the sandbox may
+    not see). The classroom uses ipc: thirty servers picking free TCP ports
+    at the same moment on one machine sometimes pick the same one.
+    """
+    transport = info.get("transport", "tcp")
+    if transport not in ("tcp", "ipc"):
         return {}
     ip = info.get("ip") or "127.0.0.1"
     ip = "" if ip in ("*", "0.0.0.0") else ip
@@ -106,10 +113,17 @@ def _listen(info: dict) -> dict[int, int]:
         port = int(info.get(key) or 0)
         if port <= 0:
             continue
-        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((ip, port))
+        if transport == "ipc":
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            path = f"{ip}-{port}"
+            if os.path.exists(path):
+                os.unlink(path)  # as ZMQ does: a socket file left by an earlier run
+            s.bind(path)
+        else:
+            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((ip, port))
         s.listen(128)
         fd = s.detach()
         os.set_inheritable(fd, True)
@@ -124,7 +138,12 @@ def _bind_on(fds: dict[int, int]) -> None:
     original = zmq.Socket.bind
 
     def bind(self: zmq.Socket, addr: str):  # type: ignore[no-untyped-def]
-        port = addr.rsplit(":", 1)[-1] if addr.startswith("tcp://") else ""
+        if addr.startswith("tcp://"):
+            port = addr.rsplit(":", 1)[-1]
+        elif addr.startswith("ipc://"):
+            port = addr.rsplit("-", 1)[-1]
+        else:
+            port = ""
         fd = fds.pop(int(port), None) if port.isdigit() else None
         if fd is not None:
             self.setsockopt(zmq.USE_FD, fd)

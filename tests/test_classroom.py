@@ -120,6 +120,12 @@ async def _scenario(hub: classroom.RunningHub) -> None:
         assert user.pw_gid == grp.getgrnam(classroom.GROUP).gr_gid
         assert (Path(user.pw_dir) / "course" / "06-portforward.ipynb").exists()
         assert os.stat(user.pw_dir).st_mode & 0o077 == 0  # others cannot look in
+        # kernels listen on Unix sockets in the home, not on ports of 127.0.0.1
+        # that thirty servers choosing at once could choose twice
+        kernels = [
+            json.loads(f.read_text()) for f in Path(user.pw_dir, ".rt").glob("kernel-*.json")
+        ]
+        assert kernels and all(k["transport"] == "ipc" for k in kernels), kernels
 
     # a mark made in ann's lab is in no other lab
     ok, said = await ann.run(

@@ -246,3 +246,26 @@ def test_without_a_sandbox_the_kernel_explains_without_a_traceback(monkeypatch):
     assert "SandboxError: A labkit sandbox cannot start here" in text
     assert "ip: not run: this kernel has no sandbox" in text or "sudo: not run" in text
     assert "Traceback" not in text
+
+
+def test_the_kernel_listens_on_unix_sockets_when_asked(tmp_path):
+    # transport=ipc, as the classroom's servers start kernels: the launcher opens
+    # the five sockets at IP-PORT before it enters the sandbox, as it does ports
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=str(tmp_path / "k"))
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=TIMEOUT)
+        ports = [km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port]
+        sockets = {p.name for p in tmp_path.iterdir() if p.is_socket()}
+        assert sockets == {f"k-{port}" for port in ports}, sockets
+        said = run(
+            kc, "import labkit\nlab = labkit.Lab()\nlab.goto('veth')\nprint(lab.check('veth'))"
+        )
+        assert "All good" in said and "red reaches blue" in said, said
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -33,6 +33,7 @@ learners' servers (what ``bench/classroom.py`` and the tests use).
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import os
 import pwd
@@ -103,8 +104,29 @@ def _system_user(name: str) -> pwd.struct_passwd:
     return user
 
 
-def _prepare(spawner) -> None:  # type: ignore[no-untyped-def]
-    """pre_spawn_hook: the system user, and the course's notebooks in its home."""
+#: a Unix socket's longest path (sun_path: 108 bytes with the final NUL)
+_SUN_PATH = 107
+#: what a kernel's socket adds to the runtime folder
+_KERNEL_SOCKET = len("/kernel-00000000-0000-0000-0000-000000000000-ipc-99")
+_IPC = "--KernelManager.transport=ipc"
+
+
+async def _prepare(spawner) -> None:  # type: ignore[no-untyped-def]
+    """pre_spawn_hook, in a thread: useradd and the copy would stall the hub's event loop."""
+    await asyncio.to_thread(_prepare_now, spawner)
+
+
+def _prepare_now(spawner) -> None:  # type: ignore[no-untyped-def]
+    """The system user, the course's notebooks in its home, and kernels on Unix sockets.
+
+    A server's kernels listen on five TCP ports of 127.0.0.1 by default,
+    which the server picks as free just before the kernel starts. Thirty
+    servers doing so at the same moment sometimes pick the same port: one
+    kernel then dies, and a server talks to another learner's kernel (its
+    messages are refused, their keys differ). Unix sockets in the learner's
+    home (``transport=ipc``) cannot collide, and only the learner can reach
+    them. Their paths must fit a socket address, hence a short runtime folder.
+    """
     user = _system_user(spawner.user.name)
     # not ~/labkit: a folder of that name beside a notebook would shadow `import labkit`
     course = os.path.join(user.pw_dir, "course")
@@ -113,6 +135,10 @@ def _prepare(spawner) -> None:  # type: ignore[no-untyped-def]
         for folder, dirs, files in os.walk(course):
             for entry in [folder, *(os.path.join(folder, f) for f in dirs + files)]:
                 os.chown(entry, user.pw_uid, user.pw_gid)
+    runtime = os.path.join(user.pw_dir, ".rt")
+    if len(runtime) + _KERNEL_SOCKET <= _SUN_PATH and _IPC not in spawner.args:
+        spawner.environment = {**spawner.environment, "JUPYTER_RUNTIME_DIR": runtime}
+        spawner.args = [*spawner.args, _IPC]
 
 
 c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
