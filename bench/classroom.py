@@ -158,10 +158,16 @@ def running_hub(
         yield hub
     finally:
         stop_hub(hub)
+        left = []
         for name in hub.learners:
-            remove_learner(name)
+            try:
+                remove_learner(name)
+            except RuntimeError as err:
+                left.append(str(err))
         if own_state:
             shutil.rmtree(state, ignore_errors=True)
+        if left:
+            raise RuntimeError("\n".join(left))
 
 
 def _answers(url: str) -> bool:
@@ -215,8 +221,19 @@ def remove_learner(name: str) -> None:
         return
     if user.pw_gid != grp.getgrnam(GROUP).gr_gid:
         return
-    kill_user(name)
-    subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+    # userdel refuses while a process of the user runs, and killing seventy
+    # learners' processes at once can take longer than one kill_user waits
+    said = ""
+    for _ in range(60):
+        kill_user(name)
+        done = subprocess.run(["userdel", "--remove", name], capture_output=True, text=True)
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            return
+        said = done.stderr.strip()
+        time.sleep(0.5)
+    raise RuntimeError(f"could not remove the learner {name!r}: {said}")
 
 
 def remove_group_if_empty() -> None:
@@ -316,6 +333,20 @@ class Hub:
         return Terminal(self, name, body["name"], conn)
 
 
+async def _next(conn: Any, deadline: float, late: str, closed: str) -> Any:
+    """The next JSON message of a websocket; TimeoutError(late) or ConnectionError(closed)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(late)
+    try:
+        raw = await asyncio.wait_for(conn.read_message(), left)
+    except asyncio.TimeoutError:
+        raise TimeoutError(late) from None
+    if raw is None:
+        raise ConnectionError(closed)
+    return json.loads(raw)
+
+
 @dataclass
 class Kernel:
     """A kernel of a learner's server, spoken to over its websocket."""
@@ -349,13 +380,12 @@ class Kernel:
         ok, idle, replied = True, False, False
         deadline = time.monotonic() + timeout
         while not (idle and replied):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{self.user}: no answer to {code!r}")
-            raw = await asyncio.wait_for(self.conn.read_message(), left)
-            if raw is None:
-                raise ConnectionError(f"{self.user}: the kernel's websocket closed")
-            msg = json.loads(raw)
+            msg = await _next(
+                self.conn,
+                deadline,
+                f"{self.user}: no answer to {code!r}",
+                f"{self.user}: the kernel's websocket closed",
+            )
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
@@ -393,13 +423,12 @@ class Terminal:
         """Read the terminal's output until ``text`` shows up; return all of it so far."""
         deadline = time.monotonic() + timeout
         while text not in self.screen:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{self.user}: {text!r} never showed:\n{self.screen[-2000:]}")
-            raw = await asyncio.wait_for(self.conn.read_message(), left)
-            if raw is None:
-                raise ConnectionError(f"{self.user}: the terminal closed:\n{self.screen[-2000:]}")
-            kind, *rest = json.loads(raw)
+            kind, *rest = await _next(
+                self.conn,
+                deadline,
+                f"{self.user}: {text!r} never showed:\n{self.screen[-2000:]}",
+                f"{self.user}: the terminal closed:\n{self.screen[-2000:]}",
+            )
             if kind == "stdout":
                 self.screen += rest[0]
         return self.screen

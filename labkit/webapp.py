@@ -132,7 +132,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _say_ready() -> None:
-    """Tell labkit, which started this app, that it listens (one byte on its pipe)."""
+    """Tell labkit, which started this app, that it listens (one byte on its pipe).
+
+    The variable is ``labkit.kernel.services.READY_FD``, spelled out here:
+    importing that module would cost the app more than it starts in.
+    """
     fd = os.environ.pop("LABKIT_WEBAPP_READY_FD", "")
     if fd.isdigit():
         try:

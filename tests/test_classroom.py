@@ -26,6 +26,7 @@ Needs root (system users), nodejs with configurable-http-proxy in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import http.cookiejar
 import json
@@ -54,7 +55,8 @@ BATTERY = ROOT / "tests" / "escape_battery.py"
 PROXY = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 LEARNERS = ["lkt-ann", "lkt-bob", "lkt-cat"]
 
-pytestmark = [
+#: what every classroom test needs (tests/test_classroom_browser.py too)
+CLASSROOM_MARKS = [
     pytest.mark.classroom,
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a system user per learner)"),
@@ -63,25 +65,37 @@ pytestmark = [
         reason="needs configurable-http-proxy (./run.sh install)",
     ),
 ]
+pytestmark = CLASSROOM_MARKS
 
 
-@pytest.fixture(scope="module")
-def hub() -> Iterator[classroom.RunningHub]:
+@contextlib.contextmanager
+def classroom_hub(learners: list[str], idle_timeout: int) -> Iterator[classroom.RunningHub]:
+    """The classroom's hub for these learners; afterwards, the machine as it was.
+
+    No proxy left running, no learner's system user, the learners' group
+    only if it was there before, and the machine's network unchanged.
+    """
     before = machine_network()
     had_group = _group_exists()
-    with classroom.running_hub(idle_timeout=30) as running:
-        running.learners.extend(LEARNERS)
+    with classroom.running_hub(idle_timeout=idle_timeout) as running:
+        running.learners.extend(learners)
         yield running
         proxy = int((running.state / "proxy.pid").read_text())
     assert not Path(f"/proc/{proxy}").exists(), "the hub's proxy still runs"
     classroom.remove_group_if_empty()
-    for name in LEARNERS:
+    for name in learners:
         with pytest.raises(KeyError):
             pwd.getpwnam(name)
     assert _group_exists() == had_group
     after = machine_network()
     changed = [key for key in before if before[key] != after.get(key)]
     assert not changed, f"the classroom changed the machine's {changed}"
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[classroom.RunningHub]:
+    with classroom_hub(LEARNERS, idle_timeout=30) as running:
+        yield running
 
 
 def _group_exists() -> bool:

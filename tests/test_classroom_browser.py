@@ -38,12 +38,9 @@ minutes.
 from __future__ import annotations
 
 import asyncio
-import grp
 import os
-import pwd
 import re
 import secrets
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -51,14 +48,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import machine_network
 from test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, UI_TIMEOUT, loopback, missing, shot
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import classroom  # noqa: E402
+from test_classroom import CLASSROOM_MARKS, classroom_hub  # noqa: E402
 
-PROXY = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 LEARNERS = ["lkt-pw1", "lkt-pw2", "lkt-pw3"]
 NOTEBOOK = "06-portforward.ipynb"
 ALL_GOOD = "All good: the kernel has everything the portforward stage needs."
@@ -70,16 +66,7 @@ CELL_TIMEOUT = 120  # s for one added cell to run
 STDERR = "application/vnd.jupyter.stderr"  # a Python error shows as this, too
 DONE = re.compile(r"\[\d+\]")  # an input prompt of a cell that has run: "[12]:"
 
-pytestmark = [
-    pytest.mark.classroom,
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a system user per learner)"),
-    pytest.mark.skipif(
-        not PROXY.exists() and not shutil.which("configurable-http-proxy"),
-        reason="needs configurable-http-proxy (./run.sh install)",
-    ),
-]
+pytestmark = [*CLASSROOM_MARKS, pytest.mark.browser]
 
 
 # -- the browser and the hub ---------------------------------------------------------
@@ -118,22 +105,9 @@ def browser(chromium: Any, hub: classroom.RunningHub) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def hub() -> Iterator[classroom.RunningHub]:
     """The classroom's hub with the three learners added; the machine as it was after it."""
-    before = machine_network()
-    had_group = _group_exists()
-    with classroom.running_hub(idle_timeout=3600) as running:
-        running.learners.extend(LEARNERS)
+    with classroom_hub(LEARNERS, idle_timeout=3600) as running:
         asyncio.run(_add_learners(running))
         yield running
-        proxy = int((running.state / "proxy.pid").read_text())
-    assert not Path(f"/proc/{proxy}").exists(), "the hub's proxy still runs"
-    classroom.remove_group_if_empty()
-    for name in LEARNERS:
-        with pytest.raises(KeyError):
-            pwd.getpwnam(name)
-    assert _group_exists() == had_group
-    after = machine_network()
-    changed = [key for key in before if before[key] != after.get(key)]
-    assert not changed, f"the classroom changed the machine's {changed}"
 
 
 async def _add_learners(running: classroom.RunningHub) -> None:
@@ -143,15 +117,6 @@ async def _add_learners(running: classroom.RunningHub) -> None:
     for name in LEARNERS:
         status, user = await client.api("GET", f"users/{name}")
         assert status == 200 and user["name"] == name, (status, user)
-
-
-def _group_exists() -> bool:
-    """Whether the learners' group exists on the machine."""
-    try:
-        grp.getgrnam(classroom.GROUP)
-        return True
-    except KeyError:
-        return False
 
 
 # -- a learner's page ---------------------------------------------------------------------
