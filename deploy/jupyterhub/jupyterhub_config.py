@@ -16,6 +16,8 @@ configurable-http-proxy from the npm registry, then runs
   that user, with the ``labkit`` kernel as default. Every notebook's kernel
   and every terminal is a labkit sandbox, as with ``./run.sh course``: the
   learner is root in their labs and an ordinary user on the machine.
+  Kernels listen on Unix sockets in the learner's home, not on ports of
+  127.0.0.1 (see ``_prepare_now``).
 * **Idle servers** are stopped by jupyterhub-idle-culler after
   ``LABKIT_IDLE_TIMEOUT`` seconds (default 3600). Stopping a server ends its
   kernels, and with each kernel its sandbox and everything in it.
