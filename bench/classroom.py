@@ -545,9 +545,9 @@ class Sampler:
         with contextlib.suppress(OSError, ValueError, IndexError):
             with open("/proc/net/stat/arp_cache") as f:
                 self.arp.append(int(f.read().splitlines()[1].split()[0], 16))
-        with contextlib.suppress(OSError, ValueError):
-            with open("/proc/sys/fs/file-nr") as f:
-                self.files.append(int(f.read().split()[0]))
+        files = _read_int("/proc/sys/fs/file-nr")  # open, free, max: the first
+        if files is not None:
+            self.files.append(files)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -580,6 +580,7 @@ class Sampler:
 
 
 def _read_int(path: str) -> int | None:
+    """The first number in a /proc file, or None."""
     try:
         with open(path) as f:
             return int(f.read().split()[0])
@@ -618,26 +619,23 @@ async def learner_walk(
         if draw_line is not None:
             await draw_line.arrive()
         return kernel
-    for step in STEPS:
+
+    async def timed(what: str, code: str, expected: str) -> None:
         t0 = time.monotonic()
         try:
-            ok, said = await kernel.run(step_code(step))
+            ok, said = await kernel.run(code)
         except (TimeoutError, ConnectionError) as err:
             ok, said = False, str(err)
-        times[step].append(time.monotonic() - t0)
-        if not ok or "All good" not in said:
-            failures.append(f"{name} {step}: {said.strip()[-300:]}")
+        times.setdefault(what, []).append(time.monotonic() - t0)
+        if not ok or expected not in said:
+            failures.append(f"{name} {what}: {said.strip()[-300:]}")
+
+    for step in STEPS:
+        await timed(step, step_code(step), "All good")
     # every notebook draws the lab: the first picture loads matplotlib
     if draw_line is not None:
         await draw_line.arrive()
-    t0 = time.monotonic()
-    try:
-        ok, said = await kernel.run("lab.draw()")
-    except (TimeoutError, ConnectionError) as err:
-        ok, said = False, str(err)
-    times.setdefault(DRAW, []).append(time.monotonic() - t0)
-    if not ok or "Figure" not in said:
-        failures.append(f"{name} {DRAW}: {said.strip()[-300:]}")
+    await timed(DRAW, "lab.draw()", "Figure")
     return kernel
 
 

@@ -105,17 +105,6 @@ def listening_ports(net_dir: str) -> set[int]:
     return ports
 
 
-def listening(pid: int, port: int) -> bool:
-    """True when process ``pid``'s namespace has a TCP socket listening on ``port``.
-
-    Examples
-    --------
-    >>> listening(os.getpid(), 1)
-    False
-    """
-    return port in listening_ports(f"/proc/{pid}/net")
-
-
 def start(nl: netns.Netlink, svc: Service, timeout: float = 10.0) -> int:
     """Start the web app of ``svc`` and wait until it listens; return its PID.
 
@@ -137,19 +126,18 @@ def start(nl: netns.Netlink, svc: Service, timeout: float = 10.0) -> int:
     launcher = ["sh", "-c", 'exec "$@" </dev/null >/dev/null 2>&1 &', "sh", *argv]
     readable, writable = os.pipe()
     try:
-        env = dict(os.environ, **{READY_FD: str(writable), "PYTHONPATH": _PACKAGE_PARENT})
-        nl.inside(
-            svc.ns,
-            lambda: subprocess.run(launcher, check=True, pass_fds=(writable,), env=env),
-        )
-        os.close(writable)
-        writable = -1
+        try:
+            env = dict(os.environ, **{READY_FD: str(writable), "PYTHONPATH": _PACKAGE_PARENT})
+            nl.inside(
+                svc.ns,
+                lambda: subprocess.run(launcher, check=True, pass_fds=(writable,), env=env),
+            )
+        finally:
+            os.close(writable)  # the app holds the only write end now
         ready = select.select([readable], [], [], timeout)[0]
         said = os.read(readable, 1) if ready else None  # b"" when it died first
     finally:
         os.close(readable)
-        if writable >= 0:
-            os.close(writable)
     pids = find(svc)
     if said == b"1" and pids:
         return pids[0]
