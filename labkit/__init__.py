@@ -34,7 +34,8 @@ inside functions included, and that there is no cycle):
   :mod:`~labkit.ui.steps` steps through a trace).
 * :mod:`labkit.cli`, :mod:`labkit.shell`, :mod:`labkit.doctor`,
   :mod:`labkit.jupyter`: the command line, the machine check and the
-  Jupyter kernel; :mod:`labkit.webapp` and :mod:`labkit.server` stand alone.
+  Jupyter kernel; :mod:`labkit.webapp`, :mod:`labkit.server` and
+  :mod:`labkit.threads` (pyroute2 from a notebook cell) stand alone.
 
 Examples
 --------
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "Commands",
     "ConfigError",
     "ConflictError",
     "KernelError",
@@ -66,6 +68,7 @@ __all__ = [
     "PingResult",
     "Plan",
     "SandboxError",
+    "in_thread",
 ]
 _SHORT = {"stages": "labkit.core.stages", "live": "labkit.ui.live"}
 
@@ -73,10 +76,14 @@ _SHORT = {"stages": "labkit.core.stages", "live": "labkit.ui.live"}
 def __getattr__(name: str) -> Any:
     # Lazy, so that small entry points (the web app, the kernel launcher)
     # start without importing networkx and matplotlib.
-    if name in ("Lab", "PingResult", "Plan", "HttpResult"):
+    if name in ("Commands", "Lab", "PingResult", "Plan", "HttpResult"):
         from labkit import lab
 
         return getattr(lab, name)
+    if name == "in_thread":  # pyroute2 from a notebook cell (see labkit.threads)
+        from labkit.threads import in_thread
+
+        return in_thread
     if name == "Panel":
         from labkit.ui.panel import Panel
 

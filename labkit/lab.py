@@ -66,6 +66,79 @@ class Plan:
         p.text(str(self))
 
 
+class Commands(list):
+    """The shell commands a change equals: a list, shown as a short summary.
+
+    A notebook shows ``lab.goto(...)``'s result as one line: how many
+    commands, grouped by what they do. ``print()`` gives every command,
+    one per line, in the order they ran. It is a ``list`` in every other
+    way.
+
+    Examples
+    --------
+    >>> cmds = Commands(["ip netns add red", "ip netns add blue", "ip -n red link set lo up"])
+    >>> cmds.summary()
+    '3 commands: ip netns add ×2, ip link set ×1. print() lists them.'
+    >>> print(cmds)
+    ip netns add red
+    ip netns add blue
+    ip -n red link set lo up
+    >>> cmds == ["ip netns add red", "ip netns add blue", "ip -n red link set lo up"]
+    True
+    """
+
+    def summary(self) -> str:
+        """One line: the number of commands and what kinds they are.
+
+        Examples
+        --------
+        >>> Commands([]).summary()
+        'Nothing to change: already there.'
+        """
+        if not self:
+            return "Nothing to change: already there."
+        kinds: dict[str, int] = {}
+        for command in self:
+            kind = _kind(command)
+            kinds[kind] = kinds.get(kind, 0) + 1
+        groups = ", ".join(f"{kind} ×{n}" for kind, n in kinds.items())
+        noun = "command" if len(self) == 1 else "commands"
+        return f"{len(self)} {noun}: {groups}. print() lists them."
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.summary())
+
+
+def _kind(command: str) -> str:
+    """What a command does, without its names: ``ip link add``, ``iptables -t nat -A``.
+
+    Examples
+    --------
+    >>> _kind("ip netns exec red ip route add default via 192.168.15.5")
+    'ip route add'
+    >>> _kind("iptables -t nat -A POSTROUTING -s 192.168.15.0/24 -j MASQUERADE")
+    'iptables -t nat -A POSTROUTING'
+    >>> _kind("sysctl -w net.ipv4.ip_forward=1")
+    'sysctl -w'
+    """
+    words = command.split()
+    if words[:3] == ["ip", "netns", "exec"] and len(words) > 4:
+        words = words[4:]
+    if words[:2] == ["ip", "-n"]:
+        words = ["ip", *words[3:]]
+    if words[0] == "ip":
+        return " ".join(words[:3])
+    if words[0] == "iptables":
+        return " ".join(words[: 5 if words[1:2] == ["-t"] else 3])
+    return " ".join(words[:2]) if len(words) > 1 and words[1].startswith("-") else words[0]
+
+
 class Lab(PacketTests):
     """The course's topology in the current sandbox.
 
@@ -208,11 +281,13 @@ class Lab(PacketTests):
 
     # -- changing the kernel -------------------------------------------------
 
-    def goto(self, target: str, progress: bool | progress_mod.Callback = False) -> list[str]:
+    def goto(self, target: str, progress: bool | progress_mod.Callback = False) -> Commands:
         """Bring the kernel to ``target`` (``stage`` or ``stage:step``).
 
         Works from any state, forward or backward; changes only what
-        differs. Returns the shell commands that the changes equal.
+        differs. Returns the shell commands that the changes equal, as
+        :class:`Commands`: a list that a notebook shows as a one-line
+        summary, and ``print()`` shows in full.
         ``"reset"`` removes everything. ``progress=True`` shows a progress
         bar (a widget in a notebook, a line on a terminal); a callable gets
         ``(done, total)`` instead.
@@ -221,15 +296,15 @@ class Lab(PacketTests):
         --------
         >>> lab = Lab()
         >>> lab.goto("veth")  # doctest: +SKIP
-        ['ip netns add blue', 'ip netns add red', 'ip link add veth-red type veth ...', ...]
+        8 commands: ip netns add ×2, ip link add ×1, ip link set ×4, ip addr add ×2. print() ...
         >>> lab.goto("veth")  # doctest: +SKIP
-        []
+        Nothing to change: already there.
         """
         if target == "reset":
             return self.reset(progress)
         before, ops = self._changes(target)
         if not ops:
-            return []
+            return Commands()
         bar = progress_mod.bar(f"{target}:", progress)
         try:
             apply.run(ops, bar)
@@ -238,7 +313,7 @@ class Lab(PacketTests):
             raise
         finally:
             progress_mod.close(bar)
-        return [c for op in ops for c in op.commands]
+        return Commands(c for op in ops for c in op.commands)
 
     def changes(self, target: str) -> list[Op]:
         """The changes :meth:`goto` would make now to reach ``target``.
@@ -271,7 +346,7 @@ class Lab(PacketTests):
         except Exception:  # noqa: BLE001 - the first error is the one to report
             pass
 
-    def reset(self, progress: bool | progress_mod.Callback = False) -> list[str]:
+    def reset(self, progress: bool | progress_mod.Callback = False) -> Commands:
         """Back to a fresh sandbox: only the outside world is left.
 
         Removes every namespace, link, route, firewall rule and web app
@@ -282,23 +357,23 @@ class Lab(PacketTests):
         Examples
         --------
         >>> Lab().reset()  # doctest: +SKIP
-        ['ip netns delete blue', 'ip netns delete red', 'ip link delete v-net-0']
+        3 commands: ip netns delete ×2, ip link delete ×1. print() lists them.
         """
         preflight.require()
         doomed = set(self.netns_names()) - set(stages.WORLD)
         bar = progress_mod.bar("reset:", progress) if doomed else None
         try:
-            return apply.reset(bar)
+            return Commands(apply.reset(bar))
         finally:
             progress_mod.close(bar)
 
-    def down(self) -> list[str]:
+    def down(self) -> Commands:
         """Go back one stage (to ``reset`` from the first).
 
         Examples
         --------
-        >>> Lab().down()  # doctest: +SKIP
-        ['ip addr del 192.168.15.5/24 dev v-net-0']
+        >>> print(Lab().down())  # doctest: +SKIP
+        ip addr del 192.168.15.5/24 dev v-net-0
         """
         current = self.stage()
         if current in (None, "reset"):

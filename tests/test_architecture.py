@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("labkit.lab",),
     ("labkit.why", "labkit.exercises", "labkit.world", "labkit.ui"),
     ("labkit.cli", "labkit.shell", "labkit.doctor", "labkit.jupyter"),
-    ("labkit", "labkit.__main__", "labkit.server", "labkit.webapp"),
+    ("labkit", "labkit.__main__", "labkit.server", "labkit.webapp", "labkit.threads"),
 ]
 #: what each lower layer may import, exactly
 ONLY = {
