@@ -32,9 +32,10 @@ else PYTHON=python3
 fi
 DEBS=(iproute2 iptables nftables iputils-ping net-tools curl procps util-linux
       kmod acl python3 python3-venv python3-pip)
-# only for `test`: the browser tests' Chromium, and podman with what builds the
-# course's container image locally (tests/test_container.py)
-TEST_DEBS=(chromium podman runc slirp4netns mmdebstrap)
+# only for `test`: the browser tests' Chromium, tcpdump (the capture tests read
+# pcapng files with `tcpdump -r`), and podman with what builds the course's
+# container image locally (tests/test_container.py)
+TEST_DEBS=(chromium tcpdump podman runc slirp4netns mmdebstrap)
 # the classroom's proxy (configurable-http-proxy, from the npm registry) runs on Node.js
 HUB_DEBS=(nodejs)
 HUB_CONFIG=deploy/jupyterhub/jupyterhub_config.py

@@ -25,7 +25,7 @@ Examples
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from labkit.core import names, stages
 from labkit.core.model import (
@@ -47,6 +47,13 @@ from labkit.errors import ConfigError, ConflictError
 def conflicts(observed: State, want: State, own: stages.Ownership) -> list[str]:
     """What, made by hand, blocks ``want``: one sentence per problem.
 
+    The learner's addresses (:meth:`~labkit.core.stages.Ownership.learners`:
+    on links labkit did not make, and their own on the host's uplink) are in
+    the way when an address ``want`` needs is among them, or when one of
+    their networks lies inside a network ``want`` puts on another link of
+    the same namespace: the kernel would then send that network's packets
+    out of the learner's link.
+
     Examples
     --------
     >>> from labkit.core.stages import desired, owned
@@ -54,23 +61,69 @@ def conflicts(observed: State, want: State, own: stages.Ownership) -> list[str]:
     ...     addrs=frozenset({"192.168.15.2/24"}))})
     >>> conflicts(obs, desired("veth"), owned(2))[0].split(":")[0]
     'address 192.168.15.2 is on dummy0 in namespace red, which labkit did not make'
+    >>> eth0 = Iface("host", "eth0", "veth", addrs=frozenset({"192.168.1.2/24", "192.168.15.9/28"}))
+    >>> print(conflicts(State(set(), {eth0.key: eth0}), desired("host"), owned(2))[0])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    192.168.15.9/28 on eth0, the host's uplink, where it was added by hand,
+    lies in 192.168.15.0/24, which v-net-0 in the host needs: the host would send packets
+    for 192.168.15.9/28 out of eth0. Remove it with `ip addr del 192.168.15.9/28 dev eth0`,
+    or start over with lab.reset() (`labkit reset`), which removes it too.
     """
     needed = {cidr.split("/")[0]: iface for iface in want.ifaces.values() for cidr in iface.addrs}
     problems = []
     for key, iface in sorted(observed.ifaces.items()):
-        if key in own.ifaces:
+        theirs = own.learners(iface)
+        if not theirs:
             continue
-        for cidr in sorted(iface.addrs):
+        if key in own.ifaces:
+            whose = f"{iface.name}, the host's uplink, where it was added by hand"
+        else:
+            whose = f"{iface.name} in {names.place(iface.ns)}, which labkit did not make"
+        for cidr in sorted(theirs):
             ip = cidr.split("/")[0]
+            fix = (
+                f"Remove it with `{names.ip(iface.ns)} addr del {cidr} dev {iface.name}`, or "
+                "start over with lab.reset() (`labkit reset`)"
+                + (", which removes it too." if key in own.ifaces else ".")
+            )
             if ip in needed:
                 other = needed[ip]
                 problems.append(
-                    f"address {ip} is on {iface.name} in {names.place(iface.ns)}, which labkit "
-                    f"did not make: {other.name} in {other.ns} needs it. Remove it with "
-                    f"`{names.ip(iface.ns)} addr del {cidr} dev {iface.name}`, or start "
-                    f"over with lab.reset() (`labkit reset`)."
+                    f"address {ip} is on {whose}: {other.name} in "
+                    f"{names.where(other.ns)} needs it. {fix}"
+                )
+                continue
+            inside = _inside(cidr, iface, want)
+            if inside:
+                net, other = inside
+                problems.append(
+                    f"{cidr} on {whose}, lies in {net}, which {other.name} in "
+                    f"{names.where(other.ns)} needs: {names.where(iface.ns)} would send "
+                    f"packets for {cidr} out of {iface.name}. {fix}"
                 )
     return problems
+
+
+def _inside(cidr: str, iface: Iface, want: State) -> tuple[str, Iface] | None:
+    """A network ``want`` puts on another link of ``iface``'s namespace that holds ``cidr``.
+
+    Examples
+    --------
+    >>> from labkit.core.stages import desired
+    >>> _inside("192.168.15.9/28", Iface("host", "eth0", "veth"), desired("host"))[0]
+    '192.168.15.0/24'
+    >>> _inside("192.168.0.0/16", Iface("host", "eth0", "veth"), desired("host")) is None
+    True
+    """
+    mine = ipaddress.ip_interface(cidr).network
+    for other in want.ifaces.values():
+        if other.ns != iface.ns or other.name == iface.name:
+            continue
+        for theirs in sorted(other.addrs):
+            net = ipaddress.ip_interface(theirs).network
+            if mine.version == net.version and mine.subnet_of(net):  # type: ignore[arg-type]
+                return str(net), other
+    return None
 
 
 @dataclass
@@ -194,7 +247,8 @@ class _Diff:
             make_op("master", *k, w.master) for k, w in want.items() if cur[k].master != w.master
         ]
         for key, w in want.items():
-            ops += [make_op("addr_del", *key, c) for c in sorted(cur[key].addrs - w.addrs)]
+            gone = cur[key].addrs - w.addrs - self.own.learners(cur[key])
+            ops += [make_op("addr_del", *key, c) for c in sorted(gone)]
         for key, w in want.items():
             ops += [make_op("addr_add", *key, c) for c in sorted(w.addrs - cur[key].addrs)]
         ops += [make_op("link_up", *k, w.up) for k, w in want.items() if cur[k].up != w.up]
@@ -268,6 +322,9 @@ def stage_of(state: State, count: int) -> str | None:
     """
     own = stages.owned(count)
     mine = state.project(set(own.namespaces), set(own.ifaces), own.routes)
+    for key, iface in mine.ifaces.items():  # the learner's addresses on the uplink
+        if own.learners(iface):
+            mine.ifaces[key] = replace(iface, addrs=iface.addrs - own.learners(iface))
     for st in reversed(stages.course(count)):
         for j in range(len(st.steps) - 1, -1, -1):
             step = st.steps[j]

@@ -38,7 +38,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 
-from labkit.core.model import FORWARDING, HOST, IfKey, Route, Rule, Service, State, apply, simulate
+from labkit.core.model import (
+    FORWARDING,
+    HOST,
+    Iface,
+    IfKey,
+    Route,
+    Rule,
+    Service,
+    State,
+    apply,
+    simulate,
+)
 from labkit.errors import ConfigError
 
 SUBNET = "192.168.15"
@@ -542,6 +553,31 @@ class Ownership:
     namespaces: frozenset[str]
     ifaces: frozenset[IfKey]
     routes: frozenset[Route] = frozenset()
+    #: the host's interfaces of the world (its uplink ``eth0``), with the
+    #: addresses the stages give them: any other address there is the learner's
+    uplinks: frozenset[tuple[IfKey, frozenset[str]]] = frozenset()
+
+    def learners(self, iface: Iface) -> frozenset[str]:
+        """The addresses on ``iface`` that are the learner's, not the lab's.
+
+        All of them on an interface the lab does not make; on the host's
+        uplink, those no stage puts there; none on the lab's own links.
+
+        Examples
+        --------
+        >>> own = owned(2)
+        >>> eth0 = Iface("host", "eth0", "veth", addrs=frozenset({"192.168.1.2/24", "10.9.0.2/24"}))
+        >>> sorted(own.learners(eth0))
+        ['10.9.0.2/24']
+        >>> own.learners(Iface("host", "v-net-0", "bridge", addrs=frozenset({"10.9.0.2/24"})))
+        frozenset()
+        """
+        if iface.key not in self.ifaces:
+            return iface.addrs
+        for key, addrs in self.uplinks:
+            if key == iface.key:
+                return iface.addrs - addrs
+        return frozenset()
 
 
 @lru_cache(maxsize=64)
@@ -557,6 +593,7 @@ def owned(count: int = 2) -> Ownership:
     ns: set[str] = set()
     ifs: set[IfKey] = set()
     routes: set[Route] = set()
+    uplinks: dict[IfKey, set[str]] = {}
     for stage in course(count):
         for command in stage.commands:
             apply(state, command)
@@ -567,4 +604,13 @@ def owned(count: int = 2) -> Ownership:
             ifs.update(islice(reversed(state.ifaces), 2))
             if command.startswith("ip route"):
                 routes |= {r for r in state.routes if r.ns == HOST}
-    return Ownership(frozenset(ns - {HOST}), frozenset(ifs), frozenset(routes))
+            for key in uplinks:
+                uplinks[key] |= state.ifaces[key].addrs if key in state.ifaces else set()
+        if stage.name == "world":
+            uplinks = {key: set(i.addrs) for key, i in state.ifaces.items() if key[0] == HOST}
+    return Ownership(
+        frozenset(ns - {HOST}),
+        frozenset(ifs),
+        frozenset(routes),
+        frozenset((key, frozenset(addrs)) for key, addrs in uplinks.items()),
+    )
