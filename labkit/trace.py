@@ -8,7 +8,8 @@ timestamps. Each sighting is a :class:`Sighting`: where (namespace,
 interface, in or out), when, and the source and destination addresses
 *at that point*, so NAT shows as an address that changes between two
 interfaces. Nothing is modelled: if the packet died somewhere, the trace
-simply ends there.
+simply ends there. Each sighting keeps the frame itself, so
+:meth:`Trace.save` writes them all to one file for Wireshark.
 
 Examples
 --------
@@ -30,15 +31,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import capture, pcap
 from labkit.core import names
 from labkit.core.model import HOST
 from labkit.errors import ConfigError, NamespaceGone
 from labkit.kernel import netns, preflight, probe
 
-_ETH_P_ALL = 0x0003
 _ETH_P_IP = 0x0800
-_PACKET_OUTGOING = 4
-_SO_TIMESTAMPNS = 35
 _ICMP = 1
 
 
@@ -60,6 +59,7 @@ class Sighting:
     src: str
     dst: str
     kind: str  # "request" or "reply"
+    frame: pcap.Frame | None = field(default=None, repr=False, compare=False)  # the bytes
 
     @property
     def where(self) -> str:
@@ -138,6 +138,41 @@ class Trace:
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
 
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write every copy of the packet and its reply to a capture file; return the format.
+
+        ``path`` ends in ``.pcapng`` (each interface named ``NS/IFACE``,
+        each copy with its direction) or ``.pcap`` (interfaces and
+        directions lost: see :mod:`labkit.pcap`). The copies are in the
+        trace's order, so Wireshark's packet N is line N of the trace; the
+        file holds the traced packet only, not the ARP or other traffic
+        around it.
+
+        Raises
+        ------
+        ConfigError
+            For another suffix, or a trace made by hand, without frames.
+
+        Examples
+        --------
+        >>> t = trace("red", "203.0.113.8")  # doctest: +SKIP
+        >>> t.save("ping.pcapng")  # doctest: +SKIP
+        'pcapng'
+        >>> Trace("red", "192.168.15.2").save("ping.txt")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        labkit.errors.ConfigError: 'ping.txt' must end in .pcapng or .pcap ...
+        """
+        fmt = pcap.format_of(path)
+        frames = [s.frame for s in self.sightings if s.frame is not None]
+        if len(frames) < len(self.sightings):
+            raise ConfigError("this trace has no captured frames to save: make it with trace()")
+        try:
+            pcap.write(path, frames)
+        except OSError as err:
+            raise ConfigError(f"cannot write {os.fspath(path)}: {err.strerror}") from None
+        return fmt
+
     def draw(self, **kwargs: Any) -> Any:
         """The live graph with the hops numbered on the interfaces that saw them.
 
@@ -150,17 +185,6 @@ class Trace:
         from labkit.kernel import observe
 
         return draw.draw(observe.graph(), trace=self, **kwargs)
-
-
-def _capture(nl: netns.Netlink, ns: str) -> socket.socket:
-    def make() -> socket.socket:
-        return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
-
-    sock = nl.inside(ns, make)
-    sock.setblocking(False)
-    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    return sock
 
 
 def _parse(frame: bytes, marker: bytes) -> tuple[str, str, str] | None:
@@ -181,21 +205,10 @@ def _parse(frame: bytes, marker: bytes) -> tuple[str, str, str] | None:
 
 
 def _read(sock: socket.socket, ns: str, marker: bytes, out: list[Sighting]) -> None:
-    while True:
-        try:
-            frame, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
-        except BlockingIOError:
-            return
-        got = _parse(frame, marker)
-        if not got:
-            continue
-        stamp = time.time()
-        for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
-                sec, nsec = struct.unpack("=qq", data[:16])
-                stamp = sec + nsec / 1e9
-        direction = "out" if addr[2] == _PACKET_OUTGOING else "in"
-        out.append(Sighting(stamp, ns, addr[0], direction, *got))
+    for frame in capture.read_frames(sock, ns):
+        got = _parse(frame.data, marker) if frame.linktype == pcap.LINKTYPE_ETHERNET else None
+        if got:
+            out.append(Sighting(frame.time, ns, frame.iface, frame.direction, *got, frame=frame))
 
 
 def _run(nl: netns.Netlink, src: str, dst: str, timeout: float) -> Trace:
@@ -207,7 +220,7 @@ def _run(nl: netns.Netlink, src: str, dst: str, timeout: float) -> Trace:
     try:
         for ns in names:
             try:
-                captures[ns] = _capture(nl, ns)
+                captures[ns] = capture.open_socket(nl, ns)
             except (OSError, NamespaceGone):
                 continue  # gone meanwhile
         # The first socket that asks for timestamps turns them on for the whole
