@@ -361,8 +361,10 @@ def _what_fails(names: list[str]) -> str:
 def check_modules() -> Finding:
     """Check the kernel modules the course needs (:data:`labkit.kernel.modules.MODULES`).
 
-    A sandbox cannot load kernel modules (no user namespace may), so they
-    must be loaded or built in before it starts. labkit, started by root
+    A sandbox cannot load kernel modules itself (no user namespace may run
+    ``modprobe``; the kernel loads some on demand where the machine allows
+    it, which labkit does not count on), so they should be loaded or built
+    in before it starts. labkit, started by root
     on the machine, loads them itself first; this check only looks (it
     asks ``modprobe --dry-run`` whether root could). A missing ``veth``
     or ``bridge`` that nobody can load blocks every lab; the others only
@@ -386,8 +388,9 @@ def check_modules() -> Finding:
             )
         return Finding(name, True, f"loaded or built in: {', '.join(modules.MODULES)}")
     cannot = (
-        "a sandbox cannot load kernel modules itself (a user namespace may not), so "
-        f"{_what_fails(gone)} will fail in a lab"
+        "a sandbox cannot load kernel modules itself (a user namespace may not run modprobe; "
+        f"the kernel may load some on demand, not everywhere), so {_what_fails(gone)} "
+        "may fail in a lab"
     )
     fix = f"as root on the machine (for a container: on its host): `modprobe -a {names}`"
     if _can_load_modules():

@@ -304,11 +304,14 @@ class PacketTests:
         """Ping every target from every node at once: who reaches whom.
 
         By default the nodes are the host, the lab's namespaces and the
-        world's machines, and the targets their addresses. One real echo
-        request per pair, sent in-process (:mod:`labkit.kernel.probe`), a second
-        at most to answer. In large labs the probes go in waves that stay
-        within the kernel's neighbour-table limit, and the ARP entries they
-        made are removed after each wave.
+        world's machines, and the targets their addresses: for the host
+        and the router, those on the LAN (192.168.1.2 and 192.168.1.1),
+        so ``red`` reaches ``host`` only once it has a route to the LAN.
+        One real echo request per pair, sent in-process
+        (:mod:`labkit.kernel.probe`), with a second to answer; a pair that
+        got no answer is tried once more. In large labs the probes go in
+        waves that stay within the kernel's neighbour-table limit, and the
+        ARP entries they made are removed after each wave.
 
         Examples
         --------

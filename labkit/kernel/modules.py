@@ -1,10 +1,11 @@
 """The kernel modules the course needs, loaded before a sandbox starts.
 
-A user namespace cannot load kernel modules: ``ip link add ... type veth``
-or ``iptables -t nat ...`` inside a sandbox only work when the module is
-there already. So labkit, when it runs as root, loads them first
-(:func:`load`), and ``labkit doctor`` names any that is missing
-(:func:`missing`) with the command that loads it.
+A user namespace cannot load kernel modules itself (``modprobe`` fails
+there). The kernel may still load one on demand for a request that needs
+it (``ip link add ... type veth`` asks for ``rtnl-link-veth``), where the
+machine allows it; labkit does not count on that. So labkit, when it runs
+as root, loads them first (:func:`load`), and ``labkit doctor`` names any
+that is missing (:func:`missing`) with the command that loads it.
 """
 
 from __future__ import annotations

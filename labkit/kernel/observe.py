@@ -19,9 +19,11 @@ Nodes are strings:
   labkit web apps listening there);
 * ``"if:NS/NAME"``: an interface, with ``kind="iface"``, ``ns``, ``name``,
   ``type`` (veth, bridge, loopback, ...), ``mac``, ``up`` (admin state),
-  ``oper`` (UP, LOWERLAYERDOWN or DOWN, from the flags: immediate),
-  ``operstate`` (the kernel's, which may lag), ``addrs`` (IPv4 CIDRs) and
-  ``master``.
+  ``oper`` (UP, LOWERLAYERDOWN for up without carrier, or DOWN, from the
+  flags: immediate; see :func:`labkit.kernel.rtnl.oper`), ``operstate``
+  (the kernel's, as ``ip link`` prints it: it may lag, and says DOWN for a
+  veth whose other end, in another namespace, is down), ``addrs`` (IPv4
+  CIDRs) and ``master``.
 
 Edges carry ``kind``: ``"in"`` (namespace to its interface), ``"veth"``
 (the two ends of a cable) and ``"port"`` (bridge port to its bridge).
@@ -219,8 +221,10 @@ def _pair_veths(nl: netns.Netlink, snap: Snapshot) -> None:
         ]
         found.append((ns, link, candidates))
         wanted.setdefault(ns, set()).update(candidates)
-    # Indexes repeat across namespaces (every new namespace's first veth is 2),
-    # so a match by index alone can be another pair: check the namespace ids.
+    # Each namespace numbers its own links, so indexes repeat across
+    # namespaces (a veth made in a new namespace is often 2 there; one moved
+    # in keeps its number unless it is taken), and a match by index alone
+    # can be another pair: check the namespace ids.
     ids: dict[str, dict[str, int]] = {}
     for ns, others in wanted.items():
         names = sorted(others)

@@ -7,15 +7,15 @@ the same veths, bridges, routes and NAT rules as ``ping``'s.
 
 One kernel limit shapes it. The IPv4 neighbour (ARP) table holds at most
 ``net.ipv4.neigh.default.gc_thresh3`` entries (1024 by default) **for the
-whole machine**, every namespace together, and an entry younger than five
-seconds cannot be reclaimed. Each pair of namespaces that talk on a bridge
-needs two entries (one on each side), so 100 namespaces pinging each
-other need 9,900. Beyond the limit the kernel refuses new entries
-("No buffer space available") and pings fail, in this lab and elsewhere
-on the machine. So when the probes need more entries than
-:data:`BUDGET` allows, they go in waves, and after each wave labkit
-deletes the neighbour entries that the wave created (entries that were
-there before stay).
+whole machine**, every namespace together, and an entry updated less than
+five seconds ago (unless it failed) cannot be reclaimed. Each pair of
+namespaces that talk on a bridge needs two entries (one on each side), so
+100 namespaces pinging each other need 9,900. Beyond the limit the
+kernel refuses new entries ("No buffer space available") and pings fail,
+in this lab and elsewhere on the machine. So when the probes need more
+entries than :data:`BUDGET` allows, they go in waves, and after each
+wave labkit deletes the neighbour entries that the wave created (entries
+that were there before stay).
 """
 
 from __future__ import annotations

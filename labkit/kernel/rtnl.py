@@ -349,10 +349,14 @@ def _u32_at(data: bytes, span: tuple[int, int]) -> int:
 
 
 def oper(flags: int) -> str:
-    """UP, LOWERLAYERDOWN (up, no carrier) or DOWN, from interface flags.
+    """UP, LOWERLAYERDOWN or DOWN, from interface flags: up with carrier, up without, down.
 
-    The kernel's operstate can lag a carrier change by up to a second;
-    the flags change at once.
+    ``LOWERLAYERDOWN`` is labkit's word for "up, no carrier" (``ip link``
+    shows ``NO-CARRIER``): a veth whose other end is down, a bridge with no
+    port up. The kernel's own operstate (``state`` in ``ip link``) can say
+    ``DOWN`` then: it says ``LOWERLAYERDOWN`` only when the other end is
+    in the same namespace. The operstate can also lag a carrier change by
+    up to a second; the flags change at once.
 
     Examples
     --------

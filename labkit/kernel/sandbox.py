@@ -163,9 +163,11 @@ def _host_network() -> None:
     # A new namespace may copy the machine's forwarding setting; the
     # course starts from a host that does not forward.
     _write("/proc/sys/net/ipv4/ip_forward", "0")
-    # Where br_netfilter is loaded (Docker hosts), bridged frames would pass
-    # the host's iptables, so NAT rules would rewrite traffic between two
-    # namespaces on the bridge. A plain Linux host does not do that.
+    # Where br_netfilter is loaded (Docker hosts), each new namespace starts
+    # with bridge-nf-call-iptables=1: IPv4 frames its bridges forward pass
+    # its iptables, so a FORWARD DROP policy would cut red from blue and NAT
+    # rules would rewrite their traffic. A host without br_netfilter does
+    # neither: there the bridge forwards frames without iptables.
     for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
         try:
             _write(f"/proc/sys/net/bridge/{name}", "0")
