@@ -281,7 +281,9 @@ def check_br_netfilter() -> Finding:
     iptables FORWARD chain of the sandbox's host namespace. That chain is
     empty with policy ACCEPT, so labs work, until someone sets a DROP
     policy there. The value is read in a throwaway sandbox: since Linux 5.3
-    each network namespace has its own (and a new one starts at 1).
+    each network namespace has its own (and a new one starts at 1), and
+    labkit turns it off in the sandbox's host, so this warns only where
+    that fails.
 
     Examples
     --------
@@ -297,8 +299,14 @@ def check_br_netfilter() -> Finding:
         )
     value = in_sandbox if in_sandbox is not None else machine
     if value != "1":
+        where = (
+            " in a sandbox's host, where labkit turns it off: v-net-0 forwards frames "
+            "without iptables"
+            if in_sandbox is not None
+            else ""
+        )
         return Finding(
-            name, True, f"br_netfilter is loaded, but bridge-nf-call-iptables={value} (off)"
+            name, True, f"br_netfilter is loaded, but bridge-nf-call-iptables={value} (off){where}"
         )
     where = "in a sandbox" if in_sandbox is not None else "on the machine"
     detail = (
