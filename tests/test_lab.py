@@ -243,3 +243,19 @@ def test_reset_opens_a_chain_the_learner_closed():
     assert "-P FORWARD ACCEPT" in sh("iptables -S FORWARD").stdout
     lab.goto("internet")
     assert lab.ping("red", "203.0.113.8").loss == 0
+
+
+def test_bridges_are_plain_switches_even_where_br_netfilter_is_loaded():
+    # The world's router bridges the host and lan-pc (br-lan). Where
+    # br_netfilter is loaded (this machine, Docker hosts) a new namespace
+    # would send those frames through its FORWARD chain; labkit turns that
+    # off in every namespace it makes, so the router's policy cannot cut them.
+    Lab().reset()
+    nf = sh("ip netns exec router cat /proc/sys/net/bridge/bridge-nf-call-iptables")
+    assert nf.stdout.strip() in ("0", ""), nf
+    assert sh("ip netns exec router iptables -P FORWARD DROP").returncode == 0
+    try:
+        ping = sh("ping -c2 -W1 -i0.2 192.168.1.3")
+        assert " 0% packet loss" in ping.stdout, ping.stdout
+    finally:
+        sh("ip netns exec router iptables -P FORWARD ACCEPT")

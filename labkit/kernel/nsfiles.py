@@ -32,6 +32,10 @@ from labkit.kernel.procs import kill_processes_in
 SWAP_AT = 16
 
 
+#: the br_netfilter switches that send bridged frames through iptables/ip6tables/arptables
+BRIDGE_NF = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables")
+
+
 def add(nl: Netlink, name: str) -> None:
     """Create ``/run/netns/NAME`` like ``ip netns add``, without forking.
 
@@ -52,6 +56,15 @@ def add(nl: Netlink, name: str) -> None:
             # labkit's namespaces start from "does not forward".
             with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
                 f.write("0")
+            # Where br_netfilter is loaded (Docker hosts), a new namespace's
+            # bridges pass their frames through its iptables; labkit's
+            # bridges are plain switches on every machine, as in the host.
+            for knob in BRIDGE_NF:
+                try:
+                    with open(f"/proc/sys/net/bridge/{knob}", "w") as f:
+                        f.write("0")
+                except OSError:  # no br_netfilter: bridges never call iptables
+                    pass
         finally:
             libc.setns(nl.host_fd, libc.CLONE_NEWNET)
     except OSError as err:
