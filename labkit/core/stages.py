@@ -394,7 +394,7 @@ def course(count: int = 2) -> tuple[Stage, ...]:
                 "route",
                 "A route to the LAN via the host: no more 'Network is unreachable'",
                 [f"ip netns exec {n} ip route add {LAN}.0/24 via {HOST_IP}" for n in lab],
-                "Packets now leave for the LAN, but no reply comes back yet.",
+                "Packets now go to the host, but it does not forward them yet: no reply.",
             ),
             (
                 "masquerade",
