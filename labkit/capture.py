@@ -192,7 +192,7 @@ class Capture:
         if path is not None:
             text += f" into {os.fspath(path)}"
         if self._full():
-            text += f"; stopped at the first {self.limit} (-c)"
+            text += f"; the first {self.limit} only, as asked"
         if self.dropped:
             text += f"; the kernel dropped {self.dropped} (the capture fell behind)"
         return text

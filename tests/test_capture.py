@@ -361,7 +361,7 @@ def test_count_keeps_the_first_packets_and_the_command_runs_to_its_end(made):
     out, m = made
     status, stdout, stderr = m["count"]
     assert status == 0 and stdout.startswith("Hello from blue!")
-    assert "captured 3 packets" in stderr and "stopped at the first 3 (-c)" in stderr
+    assert "captured 3 packets" in stderr and "; the first 3 only, as asked" in stderr
     _, packets = read_pcapng((out / "three.pcapng").read_bytes())
     assert len(packets) == 3
 
