@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # labkit's set-up on a fresh Debian/Ubuntu machine, and its two entry points.
-# Run it as root (an ordinary user prefixes sudo: `sudo ./run.sh course`).
+# Run it as root: a fresh Debian machine has no sudo, and root needs none. An
+# ordinary user with sudo rights prefixes sudo (`sudo ./run.sh course`); run
+# without it, it asks sudo only for apt-get (as_root) and does the rest as them.
 #
 #   ./run.sh course    install what is missing, then start JupyterLab on the
 #                      notebooks with the sandboxed 'labkit' kernel

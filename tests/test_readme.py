@@ -293,7 +293,7 @@ def without(markdown: str, line: str) -> str:
     [
         # the web app comes with portforward: without it lan-pc's curl is refused (exit 7)
         ("shell", "labkit up portforward", "labkit exec lan-pc", "+ labkit exec lan-pc"),
-        # publish needs the internet stage: without it, a ConfigError
+        # publish needs forwarding and red's way back (nat or later): at veth, a ConfigError
         ("python", 'lab.goto("internet")', "lab.publish(", "ConfigError"),
     ],
 )
