@@ -30,6 +30,7 @@ import os
 import select
 import socket
 import struct
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -433,3 +434,43 @@ def start(
     cap._thread = threading.Thread(target=cap._run, name=f"labkit-capture-{node}", daemon=True)
     cap._thread.start()
     return cap
+
+
+def run(cmd: list[str], cap: Capture) -> int:
+    """Run ``cmd`` while ``cap`` captures, then stop and write its claimed file.
+
+    ``cmd`` runs in this process's network namespace (the sandbox's host,
+    for the command line), with this terminal. The capture stops once it
+    ends (see :meth:`Capture.stop`). After Ctrl-C, which reaches ``cmd``
+    too, what was captured is written all the same.
+
+    Returns
+    -------
+    int
+        ``cmd``'s exit status; 128 + N if signal N ended it; 130 after Ctrl-C.
+
+    Raises
+    ------
+    OSError
+        When ``cmd`` cannot start; nothing is written then, and a file the
+        claim created is removed.
+
+    Examples
+    --------
+    >>> cap = start("host", path="web.pcapng")  # doctest: +SKIP
+    >>> run(["curl", "-s", "http://192.168.1.2/"], cap)  # doctest: +SKIP
+    0
+    """
+    try:
+        proc = subprocess.Popen(cmd)
+        try:
+            status = proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            status = -2  # SIGINT: 130, whatever cmd did with it
+        if cap._out is not None:
+            cap.finish()
+    finally:
+        cap.release()
+        cap.stop()
+    return 128 - status if status < 0 else status

@@ -18,7 +18,6 @@ import math
 import os
 import re
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
@@ -277,84 +276,26 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 _CAPTURE_USAGE = "labkit capture [-h] [-q] NODE[:IFACE] -w FILE [-c COUNT] -- CMD [ARG...]"
-_CAPTURE_SHORT = "labkit capture NODE[:IFACE] -w FILE -- CMD [ARG...]"
 
 
 def _capture_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-w",
-        "--write",
-        metavar="FILE",
-        default=None,
-        help="where to write: FILE.pcapng (keeps interface names and directions) or FILE.pcap",
-    )
-    p.add_argument(
-        "-c",
-        "--count",
-        type=_whole_above_0,
-        default=None,
-        help="keep only the first COUNT packets (CMD still runs to its end)",
-    )
-
-
-def _whole_above_0(text: str) -> int:
-    """An argparse type: a whole number above 0.
-
-    Examples
-    --------
-    >>> _whole_above_0("3")
-    3
-    >>> _whole_above_0("0")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: '0' is not a whole number above 0, like 10
-    """
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0, like 10")
-    return int(text)
+    p.add_argument("-w", "--write", metavar="FILE", help="FILE.pcapng (names kept) or FILE.pcap")
+    p.add_argument("-c", "--count", type=int, help="keep only the first COUNT packets")
 
 
 def _capture_words(args: argparse.Namespace) -> tuple[str, str | None, list[str]]:
-    """NODE, IFACE and CMD from ``NODE[:IFACE] [-w FILE] [-c COUNT] [--] CMD [ARG...]``.
-
-    argparse hands everything from NODE on to one REMAINDER (it parses no
-    option after a positional one); the options among those words, up to
-    ``--`` or the first word after NODE that is not one, are parsed here,
-    into ``args``.
-    """
-    words, before, cmd = list(args.words), [], []
-    with_value, alone = ("-w", "--write", "-c", "--count"), ("-q", "--quiet", "-h", "--help")
-    i, node_seen = 0, False
-    while i < len(words):
-        word = words[i]
-        if word == "--":
-            cmd = words[i + 1 :]
-            break
-        if word in with_value:
-            before += words[i : i + 2]
-            i += 2
-        elif word in alone or word.startswith(("--write=", "--count=", "-w", "-c")):
-            before.append(word)
-            i += 1
-        elif not node_seen:
-            before.append(word)
-            node_seen = True
-            i += 1
-        else:
-            cmd = words[i:]
-            break
-    if "-h" in before or "--help" in before:
-        args.parser.print_help()
-        args.parser.exit()
+    # argparse hands all from NODE on to one REMAINDER: the options before -- are parsed here
+    words = list(args.words)
+    if "--" not in words:
+        args.parser.error("capture needs -- and a command: labkit capture NODE -w FILE -- CMD")
     inner = argparse.ArgumentParser(prog="labkit capture", usage=_CAPTURE_USAGE, add_help=False)
-    inner.add_argument("target", metavar="NODE[:IFACE]")
+    inner.add_argument("target")
     inner.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
     _capture_options(inner)
-    inner.parse_args(before, namespace=args)
-    if args.write is None:
-        args.parser.error("the following arguments are required: -w/--write FILE")
-    if not cmd or not cmd[0]:
-        args.parser.error(f"capture needs a command: {_CAPTURE_SHORT}")
+    inner.parse_args(words[: words.index("--")], namespace=args)
+    cmd = words[words.index("--") + 1 :]
+    if args.write is None or not cmd or not cmd[0]:
+        args.parser.error("capture needs -w FILE and a command: labkit capture NODE -w FILE -- CMD")
     node, colon, iface = args.target.replace("/", ":", 1).partition(":")
     if colon and not iface:
         args.parser.error(f"{args.target!r}: after ':' comes an interface of NODE, like host:eth0")
@@ -367,29 +308,14 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     node, iface, cmd = _capture_words(args)  # usage errors and --help work anywhere
     _require_inside("capture", f"capture {args.target} -w {args.write} -- {shlex.join(cmd)}")
     cap = capture.start(node, iface, path=args.write, count=args.count)
-    interrupted = False
     try:
-        try:
-            proc = subprocess.Popen(cmd)
-        except OSError as err:
-            cap.release()
-            cap.stop()
-            reason = "command not found" if isinstance(err, FileNotFoundError) else err.strerror
-            print(f"{PROG}: error: {cmd[0]}: {reason} (nothing was written)", file=sys.stderr)
-            return 127 if isinstance(err, FileNotFoundError) else 126
-        try:
-            status = proc.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached CMD too: keep what was captured
-            interrupted = True
-            status = proc.wait()
-        cap.finish()
-    finally:
-        cap.release()
-        cap.stop()
+        status = capture.run(cmd, cap)
+    except OSError as err:
+        why = "command not found" if isinstance(err, FileNotFoundError) else err.strerror
+        print(f"{PROG}: error: {cmd[0]}: {why} (nothing was written)", file=sys.stderr)
+        return 127 if isinstance(err, FileNotFoundError) else 126
     shell.say(args, f"{PROG}: {cap.summary(args.write)}", err=True)
-    if interrupted:
-        return 130
-    return 128 - status if status < 0 else status
+    return status
 
 
 # -- the parser -----------------------------------------------------------------
@@ -685,29 +611,20 @@ def build_parser() -> argparse.ArgumentParser:
         "capture",
         _cmd_capture,
         "capture packets while a command runs, for Wireshark (in a sandbox)",
-        "Capture every packet that NODE's interfaces see (or only IFACE's) while CMD runs, "
-        "and write FILE for Wireshark or `tcpdump -r`. NODE is a namespace (red, blue, "
-        "lan-pc, router, internet, ...) or 'host'. FILE.pcapng names each interface "
-        "(NODE/IFACE) and each packet's direction; FILE.pcap keeps only the packets and "
-        "their times. CMD runs in the sandbox's host, like a command typed in `labkit shell`: "
-        "to run it in a namespace, write `ip netns exec NS CMD`. The capture stops when CMD "
-        "ends and the packets on their way are in; one line on stderr says how many packets "
-        "each interface saw. Exits with CMD's status. Works only inside a sandbox.",
+        "Capture what NODE's interfaces (or IFACE only) see while CMD runs, and write FILE "
+        "for Wireshark or `tcpdump -r`: .pcapng names each interface NODE/IFACE and keeps "
+        "each packet's direction, .pcap keeps only packets and times. NODE is a namespace or "
+        "'host'. CMD runs in the sandbox's host, like a command typed in `labkit shell` (in a "
+        "namespace: `ip netns exec NS CMD`). Stops when CMD ends, says on stderr how many "
+        "packets each interface saw, and exits with CMD's status. Works only inside a sandbox.",
         _examples(
             "labkit capture host -w web.pcapng -- ip netns exec lan-pc curl -s http://192.168.1.2/",
-            "labkit capture blue:veth-blue -w ping.pcap -- ip netns exec red ping -c 2 "
-            "192.168.15.2",
-            "labkit capture router -w nat.pcapng -c 100 -- labkit ping red 203.0.113.8",
+            "labkit capture blue:veth-blue -w ping.pcap -c 10 -- labkit ping red 192.168.15.2",
         ),
     )
     p.usage = _CAPTURE_USAGE
     _capture_options(p)
-    p.add_argument(
-        "words",
-        nargs=argparse.REMAINDER,
-        metavar="NODE[:IFACE] -- CMD [ARG...]",
-        help="where to capture, then the command and its arguments",
-    )
+    p.add_argument("words", nargs=argparse.REMAINDER, metavar="NODE[:IFACE] -- CMD [ARG...]")
     return parser
 
 

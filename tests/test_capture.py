@@ -436,8 +436,9 @@ def test_bad_input_is_an_error_before_the_command_runs_and_loses_nothing(tmp_pat
         (["red", "-w", str(tmp_path)], 1, "must end in .pcapng or .pcap"),
         (["red", "-w", str(folder)], 1, "it is a folder"),
         (["red:", "-w", str(keep)], 2, "after ':' comes an interface of NODE"),
-        (["red", "-c", "0", "-w", str(keep)], 2, "not a whole number above 0"),
-        (["red"], 2, "required: -w/--write FILE"),
+        (["red", "-c", "0", "-w", str(keep)], 1, "count must be a whole number above 0, not 0"),
+        (["red", "-c", "x", "-w", str(keep)], 2, "invalid int value: 'x'"),
+        (["red"], 2, "capture needs -w FILE and a command"),
     ]
     for words, status, hint in cases:
         proc = _labkit("capture", *words, "--", *touch, cwd=tmp_path)
@@ -446,8 +447,9 @@ def test_bad_input_is_an_error_before_the_command_runs_and_loses_nothing(tmp_pat
         assert "Traceback" not in proc.stderr and not proc.stdout
         assert not marker.exists(), f"{words}: the command ran"
     for words, hint in (
-        (["red", "-w", str(keep)], "capture needs a command"),
-        (["red", "-w", str(keep), "--"], "capture needs a command"),
+        (["red", "-w", str(keep)], "capture needs -- and a command"),
+        (["red", "-w", str(keep), "--"], "capture needs -w FILE and a command"),
+        (["red", "-w", str(keep), "true"], "capture needs -- and a command"),
     ):
         proc = _labkit("capture", *words, cwd=tmp_path)
         assert proc.returncode == 2 and hint in proc.stderr, proc.stderr
