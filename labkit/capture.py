@@ -119,7 +119,8 @@ class Capture:
     """A running (or finished) capture on one node: its frames, counted per interface.
 
     Make one with :func:`start`. As a context manager it stops on leaving
-    the ``with`` block and, if it was given a path, saves there.
+    the ``with`` block and writes its file, if it holds one (``start(...,
+    path=...)``, or :meth:`claim`).
 
     Examples
     --------
@@ -180,14 +181,14 @@ class Capture:
         return out
 
     def summary(self, path: str | os.PathLike[str] | None = None) -> str:
-        """One line: packets per interface, the file, and drops if any.
+        """One line: packets per interface, the file (``path``, or its own), drops if any.
 
         Examples
         --------
         >>> Capture("red", "lo", [("red", "lo")], dropped=3).summary()
         'captured 0 packets (red/lo 0); the kernel dropped 3 (the capture fell behind)'
         """
-        n = self.count
+        n, path = self.count, path if path is not None else self.path
         per = ", ".join(f"{where} {k}" for where, k in self.counts().items())
         text = f"captured {n} packet{'' if n == 1 else 's'} ({per})"
         if path is not None:
