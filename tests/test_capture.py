@@ -431,6 +431,7 @@ def test_bad_input_is_an_error_before_the_command_runs_and_loses_nothing(tmp_pat
         (["green", "-w", str(keep)], 1, "there is no node 'green' here: the namespaces are"),
         (["red:eth9", "-w", str(keep)], 1, "red has no interface 'eth9': its interfaces are"),
         (["../etc", "-w", str(keep)], 1, "use letters, digits"),
+        ([f"red;touch {marker}", "-w", str(keep)], 1, "use letters, digits"),
         (["red", "-w", str(tmp_path / "x.txt")], 1, "must end in .pcapng or .pcap"),
         (["red", "-w", str(tmp_path / "no" / "x.pcapng")], 1, "cannot write"),
         (["red", "-w", str(tmp_path)], 1, "must end in .pcapng or .pcap"),
