@@ -7,9 +7,16 @@ walks the way a packet from a node to an address (and a TCP port) would
 go: the route its source picks, the cables and bridges to the next hop,
 forwarding and the FORWARD chain at each router, NAT on the way out and
 DNAT on the way in, something listening at the end, and the way back for
-the reply. It stops at the first thing that stops the packet and says it
-in plain words with the command that fixes it. Then a real packet checks
-the verdict (``confirm=True``).
+the reply. It names the first thing that stops the packet, at its root (an
+interface that is down, not the routes the kernel removed with it), in
+plain words. Then it works out the fix: it applies each fixing command to
+its own copy of the state and walks again, until the packet gets through,
+so that when one command is not enough it lists them all, in the order to
+run them. It never prints a command that would fail or that it cannot
+predict. Then a real packet checks the verdict (``confirm=True``).
+
+Where a fix needs what the course had (an address, a route), it is taken
+from the course's last stage (:func:`labkit.core.stages.desired`).
 
 It models what the course uses (IPv4, the main routing table, veth pairs,
 bridges, iptables rules written as the course writes them); something it
@@ -20,20 +27,26 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.core import names, stages
-from labkit.core.model import FORWARDING, HOST
+from labkit.core.model import FORWARDING, HOST, MARK, Rule
 from labkit.errors import ConfigError
 from labkit.kernel import netns, observe, preflight, services
 
 _MAX_HOPS = 12
+#: at most this many fixes in a row (the course's faults need at most four)
+_MAX_STEPS = 8
 
 
 @dataclass
 class Problem:
     """What stops the packet: a short id, a sentence and the fixing command.
+
+    ``fix`` is empty when labkit knows no command that surely fixes it.
+    ``change`` is what the fix does, for labkit's own copy of the state.
 
     Examples
     --------
@@ -45,6 +58,7 @@ class Problem:
     sentence: str
     fix: str = ""
     node: str = ""
+    change: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -73,7 +87,11 @@ class Hop:
 
 @dataclass
 class Diagnosis:
-    """The verdict: the hops there (and back), and the problem, if any.
+    """The verdict: the hops there (and back), the problem, and the steps that fix it.
+
+    ``problem`` is the root cause (the first of ``steps``); ``steps`` are the
+    problems in the order their fixes must run, the last one without a fix
+    when labkit knows none; :attr:`fixes` are their commands.
 
     Examples
     --------
@@ -90,6 +108,7 @@ class Diagnosis:
     problem: Problem | None = None
     confirmed: bool | None = None
     notes: list[str] = field(default_factory=list)
+    steps: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -102,14 +121,32 @@ class Diagnosis:
         """
         return self.problem is None
 
+    @property
+    def fixes(self) -> list[str]:
+        """The shell commands that fix the path, in the order to run them.
+
+        Empty when the path is fine or labkit knows no fix for the first step.
+
+        Examples
+        --------
+        >>> up = Problem("down", "veth-red in red is down", "ip -n red link set veth-red up")
+        >>> Diagnosis("red", "192.168.15.2", None, problem=up, steps=[up]).fixes
+        ['ip -n red link set veth-red up']
+        """
+        out = []
+        for step in self.steps or ([self.problem] if self.problem else []):
+            if not step.fix:
+                break
+            out.append(step.fix)
+        return out
+
     def __str__(self) -> str:
         what = f"TCP port {self.port}" if self.port else "ping"
         head = f"{self.src} -> {self.dst} ({what}): "
         lines = []
         if self.problem:
             lines.append(head + self.problem.sentence)
-            if self.problem.fix:
-                lines.append(f"  fix: {self.problem.fix}")
+            lines += self._fix_lines()
         else:
             lines.append(head + "the path is fine.")
         if self.there:
@@ -122,6 +159,24 @@ class Diagnosis:
             agree = (self.confirmed == self.ok) or (not self.ok and not self.confirmed)
             lines.append(f"  checked: {real}" + ("" if agree else " (labkit's reading disagrees)"))
         return "\n".join(lines)
+
+    def _fix_lines(self) -> list[str]:
+        steps = self.steps or ([self.problem] if self.problem else [])
+        if not steps or not steps[0].fix:
+            return []
+        if len(steps) == 1:
+            return [f"  fix: {steps[0].fix}"]
+        lines = ["  fix, in this order:", f"    1. {steps[0].fix}"]
+        for n, step in enumerate(steps[1:], start=2):
+            if step.fix:
+                lines.append(f"    {n}. {step.fix}")
+                lines.append(f"       (after step {n - 1}: {step.sentence})")
+            else:
+                lines.append(
+                    f"  after step {n - 1}: {step.sentence}; labkit knows no command that "
+                    "surely fixes that"
+                )
+        return lines
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
@@ -153,7 +208,9 @@ class _Kernel:
         self.routes: dict[str, list[dict[str, Any]]] = {}
         self.forwarding: dict[str, bool] = {}
         self._rules: dict[str, tuple[list[tuple[str, str, str]], dict[tuple[str, str], str]]] = {}
+        self._marked: set[tuple[str, str, str, str]] = set()  # (ns, table, chain, spec)
         self._listen: dict[str, set[int]] = {}
+        self._plan: tuple[dict[tuple[str, str], list[Any]], dict[str, list[Any]]] | None = None
         for ns, links in snap.links.items():
             names = {lk["index"]: lk["name"] for lk in links}
             addrs: dict[int, list[ipaddress.IPv4Interface]] = {}
@@ -196,8 +253,14 @@ class _Kernel:
             else:
                 found, policies = self.nl.call(observe.read_firewall, self.nl, ns)
             rules = [(r["table"], r["chain"], r["spec"]) for r in found]
-            self._rules[ns] = (rules, policies)
+            self._marked |= {(ns, r["table"], r["chain"], r["spec"]) for r in found if r["marked"]}
+            self._rules[ns] = (rules, dict(policies))
         return self._rules[ns]
+
+    def rule_command(self, ns: str, verb: str, table: str, chain: str, spec: str) -> str:
+        """The iptables command that adds or deletes a rule, with labkit's mark if it has it."""
+        mark = MARK if (ns, table, chain, spec) in self._marked else None
+        return Rule(ns, table, chain, spec).command(verb, mark=mark)
 
     def listening(self, ns: str) -> set[int]:
         if ns not in self._listen:
@@ -207,6 +270,92 @@ class _Kernel:
 
             self._listen[ns] = self.nl.call(self.nl.inside, ns, read)
         return self._listen[ns]
+
+    @property
+    def count(self) -> int:
+        return stages.count_from(self.nodes)
+
+    def planned_addrs(self, ns: str, name: str) -> list[ipaddress.IPv4Interface]:
+        """The addresses the course gives interface ``name`` of ``ns`` (its last stage)."""
+        return self._planned()[0].get((ns, name), [])
+
+    def planned_routes(self, ns: str) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
+        """The static routes the course gives ``ns`` (its last stage): (network, gateway)."""
+        return self._planned()[1].get(ns, [])
+
+    def _planned(self) -> tuple[dict[tuple[str, str], list[Any]], dict[str, list[Any]]]:
+        if self._plan is None:
+            want = stages.desired(stages.STAGE_NAMES[-1], self.count)
+            addrs = {
+                key: sorted(ipaddress.IPv4Interface(a) for a in iface.addrs)
+                for key, iface in want.ifaces.items()
+            }
+            routes: dict[str, list[Any]] = {}
+            for r in sorted(want.routes):
+                net = ipaddress.IPv4Network("0.0.0.0/0" if r.dst == "default" else r.dst)
+                routes.setdefault(r.ns, []).append((net, ipaddress.IPv4Address(r.via)))
+            self._plan = (addrs, routes)
+        return self._plan
+
+    # -- what a fix does, to this copy of the state (never to the kernel) --
+
+    def change(self, change: tuple[Any, ...]) -> None:
+        """Apply a fix's ``change`` (see :data:`_CHANGES`) to this snapshot."""
+        _CHANGES[change[0]](self, *change[1:])
+
+    def _connect(self, iface: _Iface) -> None:
+        """The routes the kernel adds for an interface that is up with addresses."""
+        for a in iface.addrs:
+            net = str(a.network)
+            routes = self.routes.setdefault(iface.ns, [])
+            if not any(r["dst"] == net and r["dev"] == iface.name for r in routes):
+                routes.append({"dst": net, "via": None, "proto": "kernel", "dev": iface.name})
+
+    def _up(self, ns: str, name: str) -> None:
+        iface = self.ifaces[(ns, name)]
+        iface.up = True
+        self._connect(iface)
+
+    def _addr(self, ns: str, name: str, cidr: str) -> None:
+        iface = self.ifaces[(ns, name)]
+        iface.addrs.append(ipaddress.IPv4Interface(cidr))
+        if iface.up:
+            self._connect(iface)
+
+    def _route_add(self, ns: str, dst: str, via: str | None, dev: str) -> None:
+        self.routes.setdefault(ns, []).append({"dst": dst, "via": via, "dev": dev})
+
+    def _forward(self, ns: str) -> None:
+        self.forwarding[ns] = True
+
+    def _policy(self, ns: str, chain: str, policy: str) -> None:
+        self.rules(ns)[1][("filter", chain)] = policy
+
+    def _rule_add(self, ns: str, table: str, chain: str, spec: str) -> None:
+        self.rules(ns)[0].append((table, chain, spec))
+
+    def _rule_del(self, ns: str, table: str, chain: str, spec: str) -> None:
+        self.rules(ns)[0].remove((table, chain, spec))
+
+    def _master(self, ns: str, name: str, bridge: str) -> None:
+        self.ifaces[(ns, name)].master = bridge
+
+    def _listen_on(self, ns: str, port: int) -> None:
+        self.listening(ns).add(port)
+
+
+#: what each kind of fix does to labkit's copy of the state: (kind, arguments...)
+_CHANGES = {
+    "up": _Kernel._up,  # (ns, name): the link comes up, with its connected routes
+    "addr": _Kernel._addr,  # (ns, name, cidr)
+    "route": _Kernel._route_add,  # (ns, dst, via or None, dev)
+    "forward": _Kernel._forward,  # (ns,)
+    "policy": _Kernel._policy,  # (ns, chain, policy) of the filter table
+    "rule": _Kernel._rule_add,  # (ns, table, chain, spec), appended
+    "unrule": _Kernel._rule_del,  # (ns, table, chain, spec)
+    "master": _Kernel._master,  # (ns, name, bridge)
+    "listen": _Kernel._listen_on,  # (ns, port)
+}
 
 
 # -- matching the course's iptables rules -----------------------------------------
@@ -221,7 +370,10 @@ class _Packet:
 
 def _matches(spec: str, pkt: _Packet, into: str | None, out: str | None) -> bool | None:
     """Whether a rule's matches fit the packet; None when labkit cannot judge one."""
-    words = spec.split()
+    try:
+        words = shlex.split(spec)  # a comment may be quoted
+    except ValueError:
+        return None
     i = 0
     while i < len(words):
         w = words[i]
@@ -274,14 +426,17 @@ def _nat(
     return None
 
 
-def _forward_verdict(k: _Kernel, ns: str, pkt: _Packet, into: str, out: str) -> str:
+def _forward_verdict(
+    k: _Kernel, ns: str, pkt: _Packet, into: str, out: str
+) -> tuple[str, str | None]:
+    """What the FORWARD chain does with the packet, and the rule that decides (None: the policy)."""
     rules, policies = k.rules(ns)
     for table, chain, spec in rules:
         if table == "filter" and chain == "FORWARD" and _matches(spec, pkt, into, out):
             target = _target(spec)[0]
             if target in ("ACCEPT", "DROP", "REJECT"):
-                return target
-    return policies.get(("filter", "FORWARD"), "ACCEPT")
+                return target, spec
+    return policies.get(("filter", "FORWARD"), "ACCEPT"), None
 
 
 # -- the walk ------------------------------------------------------------------------
@@ -325,12 +480,10 @@ def _segment(k: _Kernel, start: tuple[str, str]) -> tuple[list[_Iface], Problem 
                         "bridge": "it is the switch the cable plugs into",
                         "veth": f"it is a cable end on the way from {start[1]}",
                     }.get(other.kind, "it is on the way")
-                    blocked = Problem(
-                        "down",
+                    blocked = _down(
+                        other,
                         f"{other.name} in {names.where(other.ns)} is down: {role}, "
                         "so frames stop there",
-                        f"{names.ip(other.ns)} link set {other.name} up",
-                        other.ns,
                     )
                 continue
             found.append(other)
@@ -382,6 +535,7 @@ def _walk(
                         f"packets ({FORWARDING} = 0), so it drops it",
                         names.in_ns(node, f"sysctl -w {FORWARDING}=1"),
                         node,
+                        ("forward", node),
                     ),
                 )
         route = _route(k, node, pkt.dst)
@@ -389,31 +543,14 @@ def _walk(
             return node, pkt, _no_route(k, node, pkt, reply, into)
         out = route["dev"]
         iface = k.ifaces.get((node, out))
-        if iface is None or not iface.up:
-            return (
-                node,
-                pkt,
-                Problem(
-                    "down",
-                    f"{out} in {names.where(node)} is down",
-                    f"{names.ip(node)} link set {out} up",
-                    node,
-                ),
-            )
+        if iface is None:
+            return node, pkt, Problem("down", f"{out} in {names.where(node)} is gone", "", node)
+        if not iface.up:
+            return node, pkt, _down(iface, f"{out} in {names.where(node)} is down")
         if into is not None:
-            verdict = _forward_verdict(k, node, pkt, into, out)
+            verdict, rule = _forward_verdict(k, node, pkt, into, out)
             if verdict != "ACCEPT":
-                return (
-                    node,
-                    pkt,
-                    Problem(
-                        "forward-drop",
-                        f"the firewall of {names.where(node)} drops forwarded packets "
-                        f"(FORWARD chain: {verdict})",
-                        names.in_ns(node, "iptables -P FORWARD ACCEPT"),
-                        node,
-                    ),
-                )
+                return node, pkt, _forward_drop(k, node, verdict, rule)
         note = ""
         nat = _nat(k, node, "POSTROUTING", pkt, into, out)
         if nat and nat[0] in ("MASQUERADE", "SNAT") and not reply:
@@ -432,6 +569,53 @@ def _walk(
     return node, pkt, Problem("loop", "the packet goes round in circles (a routing loop)", "", node)
 
 
+def _down(iface: _Iface, sentence: str) -> Problem:
+    """An interface that is down: bringing it up always works."""
+    return Problem(
+        "down",
+        sentence,
+        f"{names.ip(iface.ns)} link set {iface.name} up",
+        iface.ns,
+        ("up", iface.ns, iface.name),
+    )
+
+
+def _forward_drop(k: _Kernel, node: str, verdict: str, rule: str | None) -> Problem:
+    where = names.where(node)
+    if rule is None:
+        return Problem(
+            "forward-drop",
+            f"the firewall of {where} drops forwarded packets (FORWARD chain: {verdict})",
+            names.in_ns(node, "iptables -P FORWARD ACCEPT"),
+            node,
+            ("policy", node, "FORWARD", "ACCEPT"),
+        )
+    return Problem(
+        "forward-drop",
+        f"the firewall of {where} drops this packet: the FORWARD rule `{rule}` says {verdict}",
+        k.rule_command(node, "-D", "filter", "FORWARD", rule),
+        node,
+        ("unrule", node, "filter", "FORWARD", rule),
+    )
+
+
+def _route_fix(node: str, dst: str, via: str | None, dev: str) -> tuple[str, tuple[Any, ...]]:
+    """The command that adds a route, and its change."""
+    where = f"via {via}" if via else f"dev {dev}"
+    return names.in_ns(node, f"ip route add {dst} {where}"), ("route", node, dst, via, dev)
+
+
+def _on_link(k: _Kernel, ns: str, ip: ipaddress.IPv4Address) -> _Iface | None:
+    """The interface of ``ns`` that is up and has a connected route to ``ip``, if any."""
+    for r in k.routes.get(ns, []):
+        if r.get("via") or r["dst"] == "default":
+            continue
+        iface = k.ifaces.get((ns, r["dev"]))
+        if iface and iface.up and ip in ipaddress.IPv4Network(r["dst"]):
+            return iface
+    return None
+
+
 def _unresolved(
     k: _Kernel, node: str, out: str, hop_ip: ipaddress.IPv4Address, reached: list[_Iface]
 ) -> Problem:
@@ -442,6 +626,19 @@ def _unresolved(
     )
     owner = k.owner(hop_ip)
     if owner is None:
+        for iface in [*reached, k.ifaces[(node, out)]]:
+            if iface.kind == "bridge" or not iface.master:  # an end that holds addresses
+                for cidr in k.planned_addrs(iface.ns, iface.name):
+                    if cidr.ip == hop_ip:
+                        has = ", ".join(str(a) for a in iface.addrs) or "no address"
+                        return Problem(
+                            "arp",
+                            f"{sentence}. In the course {iface.name} in "
+                            f"{names.where(iface.ns)} has {cidr}; it has {has}",
+                            f"{names.ip(iface.ns)} addr add {cidr} dev {iface.name}",
+                            iface.ns,
+                            ("addr", iface.ns, iface.name, str(cidr)),
+                        )
         return Problem("arp", sentence + f"; no namespace here has {hop_ip}", "", node)
     bridges = {(i.ns, i.name) for i in reached if i.kind == "bridge"}
     far, _ = _segment(k, owner)
@@ -455,6 +652,7 @@ def _unresolved(
                     f"end {end.name} ({names.where(end.ns)}) is not plugged into {bridge}",
                     f"{names.ip(ns)} link set {end.name} master {bridge}",
                     ns,
+                    ("master", ns, end.name, bridge),
                 )
     return Problem(
         "arp",
@@ -465,48 +663,137 @@ def _unresolved(
     )
 
 
+@dataclass
+class _Way:
+    """A way the course has from a node to an address: an interface, and a gateway or not."""
+
+    iface: _Iface
+    net: ipaddress.IPv4Network  # the route's destination (the connected network without via)
+    via: ipaddress.IPv4Address | None
+    cidr: ipaddress.IPv4Interface  # the interface's address this way needs
+
+
+def _ways(k: _Kernel, node: str, dst: ipaddress.IPv4Address) -> list[_Way]:
+    """The course's ways from ``node`` to ``dst``, the most specific first."""
+    ifaces = [i for i in k.of(node) if i.kind != "loopback" and not i.master]
+    ways = []
+    for iface in ifaces:
+        for cidr in [*iface.addrs, *k.planned_addrs(node, iface.name)]:
+            if dst in cidr.network:
+                ways.append(_Way(iface, cidr.network, None, cidr))
+    for net, via in k.planned_routes(node):
+        if dst not in net:
+            continue
+        for iface in ifaces:
+            cidrs = [*iface.addrs, *k.planned_addrs(node, iface.name)]
+            cidr = next((c for c in cidrs if via in c.network), None)
+            if cidr is not None:
+                ways.append(_Way(iface, net, via, cidr))
+                break
+    return sorted(ways, key=lambda w: -w.net.prefixlen)
+
+
 def _no_route(k: _Kernel, node: str, pkt: _Packet, reply: bool, into: str | None) -> Problem:
-    ifaces = [i for i in k.of(node) if i.kind != "loopback"]
-    if not any(i.addrs for i in ifaces) and into is None:
-        planned = dict(stages.namespaces(stages.MAX_NAMESPACES)).get(node)
-        fix = ""
-        if planned and (node, f"veth-{node}") in k.ifaces:
-            fix = f"ip -n {node} addr add {planned}/24 dev veth-{node}"
-        return Problem("no-address", f"{names.where(node)} has no IPv4 address at all", fix, node)
-    for i in ifaces:
-        if not i.up and i.addrs and any(pkt.dst in a.network for a in i.addrs):
-            return Problem(
-                "down",
-                f"{i.name} in {names.where(node)} is down (its network {i.addrs[0].network} has "
-                f"{pkt.dst})",
-                f"{names.ip(node)} link set {i.name} up",
-                node,
-            )
-    on_bridge = any(
-        a.ip == ipaddress.IPv4Address(stages.HOST_IP) for i in k.of(HOST) for a in i.addrs
-    )
-    if node != HOST and node not in stages.WORLD and on_bridge:
-        fix = f"ip netns exec {node} ip route add default via {stages.HOST_IP}"
-    else:
-        fix = f"{names.ip(node)} route add {pkt.dst} via <a router on a network you have>"
+    """No route to ``pkt.dst``: the root of it, from the interface to the route."""
+    where = names.where(node)
+    unreachable = f"{where} has no route to {pkt.dst}"
+    nothing = not any(i.addrs for i in k.of(node) if i.kind != "loopback")
+    ways = _ways(k, node, pkt.dst)
+    if not ways:
+        if nothing and into is None:
+            return Problem("no-address", f"{where} has no IPv4 address at all", "", node)
+        return Problem(
+            "no-route", f"{unreachable}: the kernel answers 'Network is unreachable'", "", node
+        )
+    way = ways[0]
+    iface = way.iface
+    if not iface.up:
+        return _down(
+            iface,
+            f"{iface.name} in {where} is down, so {unreachable}: the kernel takes away an "
+            "interface's routes when it goes down",
+        )
+    if way.cidr not in iface.addrs and not any(
+        (way.via or pkt.dst) in a.network for a in iface.addrs
+    ):
+        sentence = (
+            f"{where} has no IPv4 address at all"
+            if nothing and into is None
+            else f"{iface.name} in {where} has no address on {way.cidr.network}, so {unreachable}"
+        )
+        return Problem(
+            "no-address",
+            sentence,
+            f"{names.ip(node)} addr add {way.cidr} dev {iface.name}",
+            node,
+            ("addr", node, iface.name, str(way.cidr)),
+        )
+    if way.via is None or _on_link(k, node, way.via) is None:
+        # the connected route is gone, though the interface is up with its address
+        net = next(a.network for a in iface.addrs if (way.via or pkt.dst) in a.network)
+        fix, change = _route_fix(node, str(net), None, iface.name)
+        return Problem(
+            "no-route",
+            f"{unreachable}: the route to {net} that comes with {iface.name}'s address is gone",
+            fix,
+            node,
+            change,
+        )
+    dst = "default" if way.net.prefixlen == 0 else str(way.net)
+    fix, change = _route_fix(node, dst, str(way.via), iface.name)
     return Problem(
-        "no-route",
-        f"{names.where(node)} has no route to {pkt.dst}: "
-        "the kernel answers 'Network is unreachable'",
-        fix,
-        node,
+        "no-route", f"{unreachable}: the kernel answers 'Network is unreachable'", fix, node, change
     )
+
+
+def _start(k: _Kernel, src: str, target: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
+    """The source address the kernel picks for a packet from ``src`` to ``target``."""
+    mine = [a.ip for i in k.of(src) for a in i.addrs]
+    owner = k.owner(target)
+    if owner and owner[0] == src:
+        return target
+    route = _route(k, src, target)
+    if route and route.get("dev"):
+        out = k.ifaces.get((src, route["dev"]))
+        if out and out.addrs:
+            return out.addrs[0].ip
+    return mine[0] if mine else ipaddress.IPv4Address("0.0.0.0")
+
+
+def _once(
+    k: _Kernel, src: str, target: ipaddress.IPv4Address, port: int | None, result: Diagnosis
+) -> Problem | None:
+    """One walk there and back over ``k``: the first problem, or None."""
+    flow = _Flow()
+    pkt0 = _Packet(_start(k, src, target), target, port)
+    end, pkt, problem = _walk(k, src, pkt0, flow, False, result.there)
+    if problem:
+        return problem
+    if pkt.port and pkt.port not in k.listening(end):
+        return _nothing_listens(k, src, end, pkt, str(target), flow)
+    reply = _Packet(pkt.dst, pkt.src, None)
+    back_end, _, problem = _walk(k, end, reply, flow, True, result.back)
+    if problem:
+        return _lost_reply(k, end, reply, flow, problem, result.back)
+    if back_end != src:
+        result.notes.append(f"the reply ends in {names.where(back_end)}, not {names.where(src)}")
+    return None
 
 
 def diagnose(src: str, dst: str, port: int | None = None) -> Diagnosis:
     """Walk the way from node ``src`` to address ``dst`` (and TCP ``port``) and back.
 
+    The result names the root cause and, in ``steps``, every fix needed, in order.
+
     Examples
     --------
     >>> print(diagnose("red", "203.0.113.8"))  # doctest: +SKIP
-    red -> 203.0.113.8 (ping): the host receives the packet on v-net-0 but does not
-    forward packets (net.ipv4.ip_forward = 0), so it drops it
-      fix: sysctl -w net.ipv4.ip_forward=1
+    red -> 203.0.113.8 (ping): veth-red in red is down, so red has no route to 203.0.113.8: the
+    kernel takes away an interface's routes when it goes down
+      fix, in this order:
+        1. ip -n red link set veth-red up
+        2. ip netns exec red ip route add default via 192.168.15.5
+           (after step 1: red has no route to 203.0.113.8: the kernel answers 'Network is ...
     """
     preflight.require()
     try:
@@ -524,63 +811,52 @@ def diagnose(src: str, dst: str, port: int | None = None) -> Diagnosis:
         known = ", ".join(k.nodes)
         raise ConfigError(f"there is no node {src!r} here: the nodes are {known}")
     result = Diagnosis(src, dst, port)
-    mine = [a.ip for i in k.of(src) for a in i.addrs]
-    first = mine[0] if mine else ipaddress.IPv4Address("0.0.0.0")
-    route = _route(k, src, target)
-    owner = k.owner(target)
-    if owner and owner[0] == src:
-        first = target
-    elif route and route.get("dev"):
-        out = k.ifaces.get((src, route["dev"]))
-        if out and out.addrs:
-            first = out.addrs[0].ip
-    flow = _Flow()
-    end, pkt, problem = _walk(k, src, _Packet(first, target, port), flow, False, result.there)
-    if problem:
-        result.problem = problem
-        return result
-    if pkt.port and pkt.port not in k.listening(end):
-        result.problem = _nothing_listens(k, src, end, pkt, dst, flow)
-        return result
-    reply = _Packet(pkt.dst, pkt.src, None)
-    back_end, _, problem = _walk(k, end, reply, flow, True, result.back)
-    if problem:
-        result.problem = _lost_reply(end, reply, flow, problem, result.back)
-    elif back_end != src:
-        result.notes.append(f"the reply ends in {names.where(back_end)}, not {names.where(src)}")
+    problem = _once(k, src, target, port, result)
+    fixes: set[str] = set()
+    while problem is not None and len(result.steps) < _MAX_STEPS:
+        if problem.fix in fixes:  # the fix changed nothing labkit can see: say no more
+            problem = Problem(problem.cause, problem.sentence, "", problem.node)
+        result.steps.append(problem)
+        if not problem.fix or problem.change is None:
+            break
+        fixes.add(problem.fix)
+        k.change(problem.change)  # labkit's copy only; then walk again
+        problem = _once(k, src, target, port, Diagnosis(src, dst, port))
+    result.problem = result.steps[0] if result.steps else None
     return result
 
 
 def _lost_reply(
-    end: str, reply: _Packet, flow: _Flow, problem: Problem, back: list[Hop]
+    k: _Kernel, end: str, reply: _Packet, flow: _Flow, problem: Problem, back: list[Hop]
 ) -> Problem:
     """Why a reply gets lost, said from the learner's side."""
     if problem.cause == "no-route" and problem.node == end and not back:
-        fix = problem.fix
-        if end != HOST and end not in stages.WORLD:
-            fix = f"ip netns exec {end} ip route add {reply.dst} via {stages.HOST_IP}"
         return Problem(
             "no-route-back",
             f"the packet arrives, but {names.where(end)} has no route back to {reply.dst}, so "
             "the reply is never sent",
-            fix,
+            problem.fix,
             end,
+            problem.change,
         )
-    lab_net = ipaddress.IPv4Network(f"{stages.SUBNET}.0/{stages.PREFIX}")
+    lab_net = stages.network(k.count)
     if not flow.snat and reply.dst in lab_net:
+        rule = f"-s {lab_net} -j MASQUERADE"
         return Problem(
             "no-nat",
             f"the packet arrives, but the reply to {reply.dst} gets lost in "
             f"{names.where(problem.node)}: outside the host nobody knows {lab_net}, and nothing "
             "translated the source address on the way out. NAT on the host fixes it",
-            f"iptables -t nat -A POSTROUTING -s {lab_net} -j MASQUERADE",
+            f"iptables -t nat -A POSTROUTING {rule}",
             HOST,
+            ("rule", HOST, "nat", "POSTROUTING", rule),
         )
     return Problem(
         problem.cause,
         f"the packet arrives, but the reply gets lost: {problem.sentence}",
         problem.fix,
         problem.node,
+        problem.change,
     )
 
 
@@ -591,23 +867,25 @@ def _nothing_listens(
     at = pkt.dst
     rules, _ = k.rules(end)
     forwards = [spec for t, ch, spec in rules if t == "nat" and f"--dport {port} " in spec + " "]
+    to = f"{stages.APP_IP}:{port}"
+    dnat = f"-d {asked}/32 -p tcp -m tcp --dport {port} -j DNAT --to-destination {to}"
     if end == HOST and src == HOST and not flow.dnat and forwards:
         return Problem(
             "no-output-dnat",
             f"the host's own requests to {asked}:{port} skip PREROUTING, where the port "
             "forward is; nothing listens on the host itself",
-            f"iptables -t nat -A OUTPUT -d {asked}/32 -p tcp -m tcp --dport {port} "
-            f"-j DNAT --to-destination {stages.APP_IP}:{port}",
+            f"iptables -t nat -A OUTPUT {dnat}",
             HOST,
+            ("rule", HOST, "nat", "OUTPUT", dnat),
         )
     if end == HOST and not flow.dnat:
         return Problem(
             "no-dnat",
             f"nothing listens on the host's port {port}, and no DNAT rule forwards it to a "
             "namespace (the tutorial's rule fails without `-p tcp`)",
-            f"iptables -t nat -A PREROUTING -d {asked}/32 -p tcp -m tcp --dport {port} "
-            f"-j DNAT --to-destination {stages.APP_IP}:{port}",
+            f"iptables -t nat -A PREROUTING {dnat}",
             HOST,
+            ("rule", HOST, "nat", "PREROUTING", dnat),
         )
     return Problem(
         "not-listening",
@@ -615,6 +893,7 @@ def _nothing_listens(
         f"but nothing listens on TCP port {port} there",
         names.in_ns(end, f"python3 -m labkit.webapp --name {end} {port} &"),
         end,
+        ("listen", end, port),
     )
 
 
