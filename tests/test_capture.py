@@ -330,6 +330,28 @@ def test_tcpdump_reads_the_pcapng(made):
     assert seen(f"{HOST_LAN}.80 >", "HTTP: HTTP/1.0 200 OK")
 
 
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark (Wireshark) is not installed")
+def test_wireshark_shows_the_interface_names_and_directions(made):
+    out, m = made
+    fields = ["frame.interface_name", "frame.packet_flags_direction", "ip.src", "ip.dst"]
+    rows = {}
+    for name in ("web.pcapng", "ping.pcapng"):
+        proc = subprocess.run(
+            ["tshark", "-r", str(out / name), "-T", "fields", *(f"-e{f}" for f in fields)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        rows[name] = [line.split("\t") for line in proc.stdout.splitlines()]
+    direction = {"0x00000001": "in", "0x00000002": "out"}
+    assert [(r[0], direction[r[1]], r[2], r[3]) for r in rows["ping.pcapng"]] == [
+        s[:4] for s in m["trace"]
+    ]
+    assert ["host/eth0", "0x00000001", LAN_PC, HOST_LAN] in rows["web.pcapng"]
+    assert ["host/veth-blue-br", "0x00000002", LAN_PC, APP] in rows["web.pcapng"]
+
+
 @needs_tcpdump
 def test_tcpdump_reads_the_classic_pcap(made):
     out, m = made
