@@ -208,7 +208,7 @@ API_CASES = [
     api(
         "publish too early",
         lambda lab: lab.publish(8080, "red"),
-        "internet stage first",
+        "nat stage first",
         stage="bridge",
     ),
     # -- reachability
@@ -355,7 +355,7 @@ CLI_CASES = [
     cli("publish 80 blue", 1, "pick another port"),
     cli("publish 8080 host", 1, "lab namespace"),
     cli("publish 8080 nosuchns", 1, MISSING_HINT),
-    cli("publish 8080 red", 1, "internet stage first", stage="bridge"),
+    cli("publish 8080 red", 1, "nat stage first", stage="bridge"),
     # -- graph
     cli("graph -o /nonexistent/dir/lab.png", 1, "cannot write"),
 ]  # fmt: skip

@@ -364,8 +364,8 @@ def publish(state: State, host_port: int, ns: str, port: int, count: int) -> lis
     if state.sysctls.get((HOST, FORWARDING)) != "1" or not back:
         raise ConfigError(
             f"publishing needs the host to forward and {ns} to have its way back (a "
-            f"route via {stages.HOST_IP}): go to the internet stage first "
-            "(lab.goto('internet') or `labkit up internet`)"
+            f"route via {stages.HOST_IP}): go to the nat stage first "
+            "(lab.goto('nat') or `labkit up nat`)"
         )
     ips = [
         cidr.split("/")[0]
