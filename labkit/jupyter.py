@@ -221,6 +221,12 @@ def _figures_inline(shell: Any) -> None:
     first figure. pyplot still draws inline: ipykernel makes the inline
     backend the default, and it registers its own formatter on first use.
 
+    labkit's own figures (:class:`labkit.draw.figure.LabkitFigure`) bring
+    their picture, its ``<img alt>`` and their description themselves
+    (``_repr_mimebundle_``): the formatter leaves them be, so the picture
+    is drawn once. Any other Figure with a ``labkit_alt`` (one that
+    :func:`labkit.draw.draw` drew into) gets it as its PNG's ``alt``.
+
     Examples
     --------
     >>> from IPython.core.interactiveshell import InteractiveShell
@@ -230,11 +236,16 @@ def _figures_inline(shell: Any) -> None:
     def png(figure: Any) -> Any:
         from IPython.core.pylabtools import print_figure
 
-        return print_figure(figure, fmt="png", bbox_inches="tight", base64=True)
+        data = print_figure(figure, fmt="png", bbox_inches="tight", base64=True)
+        alt = getattr(figure, "labkit_alt", "")
+        return (data, {"alt": " ".join(alt.split())}) if alt else data
 
-    shell.display_formatter.formatters["image/png"].for_type_by_name(
-        "matplotlib.figure", "Figure", png
-    )
+    def own(figure: Any) -> None:
+        return None  # the figure's own bundle has its PNG
+
+    formatter = shell.display_formatter.formatters["image/png"]
+    formatter.for_type_by_name("matplotlib.figure", "Figure", png)
+    formatter.for_type_by_name("labkit.draw.figure", "LabkitFigure", own)
 
 
 def _show_labkit_error(

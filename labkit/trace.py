@@ -176,10 +176,18 @@ class Trace:
     def draw(self, **kwargs: Any) -> Any:
         """The live graph with the hops numbered on the interfaces that saw them.
 
+        Keyword arguments go to :func:`labkit.draw.draw` (``scale=1.5`` for
+        a projector, ``upto=N`` for the first N hops). The figure's
+        ``labkit_alt`` says it in words, the hops in order: a notebook
+        shows it as the picture's ``alt`` text.
+
         Examples
         --------
-        >>> trace("red", "203.0.113.8").draw()  # doctest: +SKIP
-        <Figure size 900x700 with 1 Axes>
+        >>> fig = trace("red", "203.0.113.8").draw()  # doctest: +SKIP
+        >>> fig  # doctest: +SKIP
+        <LabkitFigure size 900x700 with 1 Axes>
+        >>> print(fig.labkit_alt.splitlines()[2])  # doctest: +SKIP
+        Request (circles, solid arrows): 1 red veth-red out, 192.168.15.1 → 203.0.113.8; ...
         """
         from labkit import draw
         from labkit.kernel import observe

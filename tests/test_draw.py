@@ -21,7 +21,7 @@ from matplotlib.image import imread
 from labkit.draw import COMPACT_ABOVE, DENSE_ABOVE, FIGSIZE, draw, layout, save, trace_steps
 from labkit.world import run_in_lab
 
-FIGURE_REPR = "<Figure size 900x700 with 1 Axes>"
+FIGURE_REPR = "<LabkitFigure size 900x700 with 1 Axes>"
 WORLD = ["ns:router", "ns:lan-pc", "ns:internet"]
 
 

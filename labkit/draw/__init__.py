@@ -3,7 +3,9 @@
 :func:`layout` places every drawn node of a graph from
 :func:`labkit.kernel.observe.to_graph`; :func:`draw` renders it with
 matplotlib; :func:`save` writes a PNG; :func:`trace_steps` draws a packet
-trace hop by hop. The package, from pure to drawing:
+trace hop by hop; :func:`describe` says in words what :func:`draw` shows
+(every figure carries it as its ``labkit_alt``, and a notebook as its
+text and its picture's ``alt``). The package, from pure to drawing:
 
 - :mod:`labkit.draw.graph`: the graph read back: node ids
   (:class:`~labkit.draw.graph.NodeId`), drawn interfaces, cables.
@@ -12,7 +14,10 @@ trace hop by hop. The package, from pure to drawing:
   :data:`DENSE_ABOVE`).
 - :mod:`labkit.draw.notes`: the notes written in a box (routes, NAT rules).
 - :mod:`labkit.draw.style`: one table of sizes, fonts and colours
-  (:data:`FIGSIZE`). These four need no matplotlib.
+  (:data:`FIGSIZE`), the colour-blind-safe palette and the legend's
+  entries, each with a cue that is not its colour.
+- :mod:`labkit.draw.describe`: the picture in words. These five need no
+  matplotlib.
 - :mod:`labkit.draw.scene`: one graph being drawn into one Axes.
 - :mod:`labkit.draw.boxes`, :mod:`labkit.draw.cables`: namespaces; cables,
   interfaces and bridges with their labels.
@@ -21,7 +26,8 @@ trace hop by hop. The package, from pure to drawing:
 - :mod:`labkit.draw.labels`: text that fits, and label places that cover
   the least; :mod:`labkit.draw.shapes`: the cloud, box colours, a figure's root.
 - :mod:`labkit.draw.painter`: :func:`draw`, :func:`trace_steps`, :func:`save`
-  (imported, with matplotlib, when first used).
+  (imported, with matplotlib, when first used); :mod:`labkit.draw.figure`:
+  the Figure they return, which shows its description in a notebook.
 
 A slider over a trace's hops is UI: :func:`labkit.ui.steps.step_through`.
 
@@ -38,14 +44,21 @@ Examples
 True
 >>> pos["ns:router"][1] > pos["ns:host"][1] > pos["ns:red"][1]
 True
->>> draw(g)
-<Figure size 900x700 with 1 Axes>
+>>> fig = draw(g)
+>>> fig
+<LabkitFigure size 900x700 with 1 Axes>
+>>> print(fig.labkit_alt)  # the picture in words: its alt text in a notebook
+Network diagram: the host, 1 lab namespace: red; the outside world: router.
+host: no interface but loopback.
+red: no interface but loopback.
+router: no interface but loopback; forwarding.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from labkit.draw.describe import describe
 from labkit.draw.layout import COMPACT_ABOVE, DENSE_ABOVE, MEDIUM_ABOVE, layout
 from labkit.draw.style import FIGSIZE
 
@@ -57,6 +70,7 @@ __all__ = [
     "DENSE_ABOVE",
     "FIGSIZE",
     "MEDIUM_ABOVE",
+    "describe",
     "draw",
     "layout",
     "save",

@@ -69,7 +69,7 @@ def draw_namespaces(scene: Scene) -> None:
                     cloud(box),
                     facecolor=face,
                     edgecolor=edge,
-                    linewidth=style.CLOUD_EDGE,
+                    linewidth=scene.lw(style.CLOUD_EDGE),
                     zorder=1,
                     gid=f"ns:{name}",
                 )
@@ -85,7 +85,9 @@ def draw_namespaces(scene: Scene) -> None:
                     boxstyle=f"round,pad={pad}",
                     facecolor=face,
                     edgecolor=edge,
-                    linewidth=style.BEHIND_EDGE if behind else scene.size(style.BOX_EDGE, name),
+                    linewidth=scene.lw(
+                        style.BEHIND_EDGE if behind else scene.size(style.BOX_EDGE, name)
+                    ),
                     zorder=1 if behind else 3,
                 )
             )
@@ -231,7 +233,7 @@ def _titled(scene: Scene, name: str, box: Box, edge: str) -> None:
                     "boxstyle": "round,pad=0.35",
                     "fc": "white",
                     "ec": edge,
-                    "lw": 0.6,
+                    "lw": scene.lw(0.6),
                     "alpha": 0.8,
                 }
             )

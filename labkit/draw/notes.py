@@ -31,13 +31,14 @@ def _counter(packets: Any) -> str:
     return f"[{n} pkt]" if n == 1 else f"[{n} pkts]"
 
 
-def rule_text(rule: dict[str, Any], short: bool = False) -> str:
+def rule_text(rule: dict[str, Any], short: bool = False, counter: bool = True) -> str:
     """A firewall rule in a few words: chain, target, matches, counter.
 
     ``-m`` module names are dropped, ``/32`` is left out of addresses, a
     DNAT by destination and port reads ``ADDR:PORT → TO``, and a rule that
     labkit did not make starts with ``*``. ``short`` writes ``NAT:``
-    instead of the chain (for the router).
+    instead of the chain (for the router); ``counter=False`` leaves the
+    packet counter out (for a text that must not change with traffic).
 
     Examples
     --------
@@ -86,12 +87,13 @@ def rule_text(rule: dict[str, Any], short: bool = False) -> str:
     if to:
         body += ["\u2192", to]
     head = "NAT:" if short else str(rule.get("chain", ""))
-    text = " ".join([head, target or "-", *body, *rest, _counter(rule.get("packets"))])
+    count = [_counter(rule.get("packets"))] if counter else []
+    text = " ".join([head, target or "-", *body, *rest, *count])
     return text if rule.get("marked", True) else "* " + text
 
 
 def notes(
-    d: dict[str, Any], short_rules: bool, show_routes: bool = True
+    d: dict[str, Any], short_rules: bool, show_routes: bool = True, counters: bool = True
 ) -> tuple[list[str], list[str], bool]:
     """The notes of a namespace node: general ones, firewall rules, and
     whether a rule made by hand is among them.
@@ -99,7 +101,8 @@ def notes(
     The general notes are the web apps, ``forwarding`` and the routes
     through a gateway (the default one first, at most :data:`MAX_ROUTES`).
     The rules are the NAT rules (see :func:`rule_text`; at most
-    :data:`MAX_RULES`) and the number of rules in other tables.
+    :data:`MAX_RULES`) and the number of rules in other tables;
+    ``counters=False`` leaves their packet counters out.
 
     Examples
     --------
@@ -125,7 +128,7 @@ def notes(
     rules = list(d.get("rules") or [])
     nat = [r for r in rules if r.get("table") == "nat"]
     shown = nat if len(nat) <= MAX_RULES else nat[: MAX_RULES - 1]
-    texts = [rule_text(r, short_rules) for r in shown]
+    texts = [rule_text(r, short_rules, counters) for r in shown]
     if len(shown) < len(nat):
         texts.append(f"+ {len(nat) - len(shown)} more NAT rules")
     others: dict[str, int] = {}

@@ -1,11 +1,14 @@
 """Marks over the picture: what changed since the last one, and a packet trace.
 
-:func:`draw_changes` rings what was added (green) or changed (orange) and
-draws what was removed as red dashed ghosts where it was in the last
-picture (gids ``added:ID``, ``changed:ID``, ``removed:ID``).
+:func:`draw_changes` rings what was added (green, solid, ``+``) or
+changed (orange, dotted, ``~``) and draws what was removed as vermillion
+dashed ghosts (``−``) where it was in the last picture (gids ``added:ID``,
+``changed:ID``, ``removed:ID``, and ``mark:KIND:ID`` for the text marks).
 :func:`draw_hops` numbers a trace's hops beside the interfaces that saw
-them, joins them with arrows and labels where NAT rewrote an address
-(gids ``hop:N``, ``hop-mark:N``, ``hop-arrow:M-N``, ``nat:N``).
+them (the request's in blue circles joined by solid arrows, the reply's in
+purple squares joined by dashed ones) and labels where NAT rewrote an
+address (gids ``hop:N``, ``hop-mark:N``, ``hop-arrow:M-N``, ``nat:N``).
+The colours are :data:`labkit.draw.style.OKABE_ITO`'s.
 
 Examples
 --------
@@ -49,6 +52,12 @@ def draw_changes(scene: Scene) -> None:
     """Mark what changed since the last picture (``scene.changes``, a
     :class:`labkit.ui.live.Changes`; nothing when None).
 
+    Each kind of change has its colour, its line style and its text mark
+    (:data:`labkit.draw.style.CHANGES`): a solid ring and ``+`` for added,
+    a dotted ring and ``~`` for changed, a dashed ghost and ``−`` for
+    removed. The marks are written unless the picture is dense (gid
+    ``mark:KIND:ID``).
+
     Examples
     --------
     >>> import networkx as nx
@@ -62,7 +71,7 @@ def draw_changes(scene: Scene) -> None:
     >>> scene.set_view(None)
     >>> draw_changes(scene)
     >>> [p.get_gid() for p in scene.ax.patches], [t.get_text() for t in scene.ax.texts]
-    (['removed:if:red/eth0'], ['eth0'])
+    (['removed:if:red/eth0'], ['− eth0'])
     """
     c = scene.changes
     if c is None:
@@ -70,15 +79,18 @@ def draw_changes(scene: Scene) -> None:
     ax = scene.ax
     for node in sorted(set(c.added) | set(c.changed)):
         kind = "added" if node in c.added else "changed"
-        colour = style.ADDED if kind == "added" else style.CHANGED
+        look = style.CHANGES[kind]
         gid = f"{kind}:{node}"
         nid = NodeId.parse(node)
         if nid.kind == "ns" and nid.name in scene.boxes:
-            _ring_box(scene, scene.boxes[nid.name], colour, "-", gid, cloud_=nid.name == CLOUD)
+            box = scene.boxes[nid.name]
+            _ring_box(scene, box, look, gid, cloud_=nid.name == CLOUD)
+            _mark(scene, (box.x + box.w / 2, box.y + box.h / 2), kind, node, nid.name)
         elif node in scene.ifaces and node in scene.pos:
+            ns = scene.ns_of(node)
+            x, y = scene.pos[node]
             if scene.ifaces[node].get("type") == "bridge":
-                bw, bh = scene.size(style.BRIDGE, scene.ns_of(node))
-                x, y = scene.pos[node]
+                bw, bh = scene.size(style.BRIDGE, ns)
                 ax.add_patch(
                     FancyBboxPatch(
                         (x - bw / 2 - _BRIDGE_RING, y - bh / 2 - _BRIDGE_RING),
@@ -86,14 +98,17 @@ def draw_changes(scene: Scene) -> None:
                         bh + 2 * _BRIDGE_RING,
                         boxstyle="round,pad=0.05",
                         facecolor="none",
-                        edgecolor=colour,
-                        linewidth=style.BRIDGE_RING_EDGE,
+                        edgecolor=look.colour,
+                        linewidth=scene.lw(style.BRIDGE_RING_EDGE),
+                        linestyle=look.line,
                         zorder=6.5,
                         gid=gid,
                     )
                 )
+                _mark(scene, (x + bw / 2 + _BRIDGE_RING, y + bh / 2), kind, node, ns)
             else:
-                _ring_point(scene, scene.pos[node], scene.ns_of(node), colour, "-", gid)
+                _ring_point(scene, (x, y), ns, look, gid)
+                _mark(scene, (x, y), kind, node, ns, away=True)
     for u, v in sorted(c.added_edges):
         if u in scene.pos and v in scene.pos and u in scene.ifaces and v in scene.ifaces:
             (x1, y1), (x2, y2) = scene.pos[u], scene.pos[v]
@@ -101,7 +116,7 @@ def draw_changes(scene: Scene) -> None:
                 [x1, x2],
                 [y1, y2],
                 color=style.ADDED,
-                lw=scene.size(style.ADDED_CABLE, scene.ns_of(u)),
+                lw=scene.lw(scene.size(style.ADDED_CABLE, scene.ns_of(u))),
                 alpha=0.45,
                 solid_capstyle="round",
                 zorder=1.8,
@@ -110,18 +125,48 @@ def draw_changes(scene: Scene) -> None:
     _ghosts(scene)
 
 
+def _mark(scene: Scene, p: Point, kind: str, node: str, ns: str | None, away: bool = False) -> None:
+    """The text mark of a change (``+``, ``~``, ``−``) at ``p`` (``away``: just
+    inside the box from an interface's ring); none when dense."""
+    if scene.dens(ns) == "dense":
+        return
+    look = style.CHANGES[kind]
+    if away and ns in scene.boxes:  # inside the box: the labels are outside
+        r = 1.6 * scene.pt(scene.size(style.RING_DOT, ns)) / 2 / scene.ppu
+        nx_, ny_ = scene.boxes[ns].normal(*p)
+        p = (p[0] - nx_ * r, p[1] - ny_ * r)
+    scene.ax.text(
+        p[0],
+        p[1],
+        look.mark,
+        ha="center",
+        va="center",
+        fontsize=scene.pt(style.CHANGE_MARK_FONT),
+        fontweight="bold",
+        color=look.colour,
+        zorder=11.5,
+        gid=f"mark:{kind}:{node}",
+        bbox={"boxstyle": "circle,pad=0.15", "fc": "white", "ec": look.colour, "lw": scene.lw(1.0)},
+    )
+
+
 def _ghosts(scene: Scene) -> None:
-    """Removed namespaces, interfaces and cables, red and dashed, where they were."""
+    """Removed namespaces, interfaces and cables, dashed, where they were;
+    their names start with ``−``."""
     c = scene.changes
     ax = scene.ax
+    look = style.CHANGES["removed"]
     for node in sorted(c.removed):
         gid = f"removed:{node}"
         nid = NodeId.parse(node)
         if nid.kind == "ns" and nid.name in scene.ghost_boxes:
             box = scene.ghost_boxes[nid.name]
-            _ring_box(scene, box, style.REMOVED, style.DASH, gid, cloud_=nid.name == CLOUD)
+            _ring_box(scene, box, look, gid, cloud_=nid.name == CLOUD)
             text, size = scene.fit(
-                nid.name, box.w * 0.9, style.GHOST_NAME_FONT, style.GHOST_NAME_SMALLEST
+                f"{look.mark} {nid.name}",
+                box.w * 0.9,
+                style.GHOST_NAME_FONT,
+                style.GHOST_NAME_SMALLEST,
             )
             ax.text(
                 box.x,
@@ -130,22 +175,22 @@ def _ghosts(scene: Scene) -> None:
                 ha="center",
                 va="top",
                 fontsize=size,
-                color=style.REMOVED,
+                color=look.colour,
                 zorder=9,
             )
         elif node in scene.ghost_pos and node in scene.old_ifaces:
             ns = iface_ns(node, scene.old_ifaces[node])
-            _ring_point(scene, scene.ghost_pos[node], ns, style.REMOVED, style.DASH, gid)
+            _ring_point(scene, scene.ghost_pos[node], ns, look, gid)
             if scene.dens(ns) == "full":
                 x, y = scene.ghost_pos[node]
                 ax.text(
                     x,
                     y - 0.2,
-                    str(scene.old_ifaces[node].get("name", node)),
+                    f"{look.mark} {scene.old_ifaces[node].get('name', node)}",
                     ha="center",
                     va="top",
                     fontsize=scene.pt(style.GHOST_IFACE_FONT),
-                    color=style.REMOVED,
+                    color=look.colour,
                     zorder=9,
                 )
     for u, v in sorted(c.removed_edges):
@@ -154,23 +199,29 @@ def _ghosts(scene: Scene) -> None:
             ax.plot(
                 [x1, x2],
                 [y1, y2],
-                color=style.REMOVED,
-                lw=scene.size(style.GHOST_CABLE),
-                ls=style.DASH,
+                color=look.colour,
+                lw=scene.lw(scene.size(style.GHOST_CABLE)),
+                ls=look.line,
                 alpha=0.85,
                 zorder=2.2,
                 gid=f"removed:{u}|{v}",
             )
 
 
-def _ring_box(scene: Scene, box: Box, colour: str, ls: Any, gid: str, cloud_: bool = False) -> None:
-    """A ring round a box (or the cloud): solid, or dashed for a ghost."""
+def _ring_box(scene: Scene, box: Box, look: style.Change, gid: str, cloud_: bool = False) -> None:
+    """A ring round a box (or the cloud), in the line style of its change."""
     pad = min(box.w, box.h) * 0.1
-    look: dict[str, Any] = {"facecolor": "none", "edgecolor": colour, "zorder": 4, "gid": gid}
-    ring = style.RING_EDGE if ls == "-" else style.GHOST_RING_EDGE
-    look["linewidth"] = scene.size(ring)
+    ring = style.GHOST_RING_EDGE if look.line == style.DASH else style.RING_EDGE
+    drawn: dict[str, Any] = {
+        "facecolor": "none",
+        "edgecolor": look.colour,
+        "linewidth": scene.lw(scene.size(ring)),
+        "linestyle": look.line,
+        "zorder": 4,
+        "gid": gid,
+    }
     if cloud_:
-        scene.ax.add_patch(PathPatch(cloud(box), ls=ls, **look))
+        scene.ax.add_patch(PathPatch(cloud(box), **drawn))
         return
     grow = scene.size(style.RING_GROW)
     scene.ax.add_patch(
@@ -179,38 +230,39 @@ def _ring_box(scene: Scene, box: Box, colour: str, ls: Any, gid: str, cloud_: bo
             box.w - 2 * pad + 2 * grow,
             box.h - 2 * pad + 2 * grow,
             boxstyle=f"round,pad={pad}",
-            linestyle=ls,
-            **look,
+            **drawn,
         )
     )
 
 
-def _ring_point(scene: Scene, p: Point, ns: str | None, colour: str, ls: Any, gid: str) -> None:
-    """A ring around an interface point: solid, or dashed for a ghost."""
+def _ring_point(scene: Scene, p: Point, ns: str | None, look: style.Change, gid: str) -> None:
+    """A ring around an interface point, in the line style of its change
+    (a solid one is a marker, a dotted or dashed one a circle)."""
     ms = scene.pt(scene.size(style.RING_DOT, ns))
-    if ls == "-":
+    if look.line == "-":
         scene.ax.plot(
             p[0],
             p[1],
             marker="o",
             ms=ms,
             mfc="none",
-            mec=colour,
-            mew=scene.size(style.RING_DOT_EDGE, ns),
+            mec=look.colour,
+            mew=scene.lw(scene.size(style.RING_DOT_EDGE, ns)),
             ls="",
             zorder=8.5,
             gid=gid,
         )
         return
+    ghost = look.line == style.DASH
     scene.ax.add_patch(
         Circle(
             p,
             ms / 2 / scene.ppu,
             fill=False,
-            edgecolor=colour,
-            lw=scene.size(style.GHOST_DOT_EDGE, ns),
-            ls=ls,
-            alpha=0.9,
+            edgecolor=look.colour,
+            lw=scene.lw(scene.size(style.GHOST_DOT_EDGE if ghost else style.RING_DOT_EDGE, ns)),
+            ls=look.line,
+            alpha=0.9 if ghost else 1.0,
             zorder=8.5,
             gid=gid,
         )
@@ -256,6 +308,11 @@ def _hop_places(
             away[n] = u
         rects.append(labels.spots_rect(spots, d / 2))
     return places, away
+
+
+def _hop(kind: str) -> style.Hop:
+    """How a hop of ``kind`` (request, reply) is drawn; an unknown kind in ink."""
+    return style.HOPS.get(kind, style.Hop(style.INK, "D", "white", "-"))
 
 
 def draw_hops(scene: Scene) -> None:
@@ -314,8 +371,9 @@ def draw_hops(scene: Scene) -> None:
                 connectionstyle="arc3,rad=0.12",
                 shrinkA=scene.pt(style.HOP_ARROW_SHRINK),
                 shrinkB=scene.pt(style.HOP_ARROW_SHRINK),
-                color=style.HOP.get(s.kind, style.INK),
+                color=_hop(s.kind).colour,
                 lw=scene.pt(style.HOP_ARROW_WIDTH),
+                linestyle=_hop(s.kind).arrow,
                 alpha=0.5,
                 zorder=2.6,
                 gid=f"hop-arrow:{m}-{n}",
@@ -324,12 +382,13 @@ def draw_hops(scene: Scene) -> None:
     for n, s in shown:
         x, y = places[n]
         current = scene.upto is not None and n == last
+        look = _hop(s.kind)
         ax.plot(
             x,
             y,
-            marker="o",
+            marker=look.marker,
             ms=d * scene.ppu * (style.CURRENT_HOP_GROW if current else 1.0),
-            mfc=style.HOP.get(s.kind, style.INK),
+            mfc=look.colour,
             mec=style.CURRENT_HOP if current else "white",
             mew=scene.pt(style.CURRENT_HOP_EDGE if current else style.HOP_EDGE),
             ls="",
@@ -344,7 +403,7 @@ def draw_hops(scene: Scene) -> None:
             va="center_baseline",
             fontsize=scene.pt(style.HOP_FONT) * (style.CURRENT_HOP_FONT_GROW if current else 1.0),
             fontweight="bold",
-            color="white",
+            color=look.number,
             zorder=11,
             gid=f"hop:{n}",
         )
@@ -373,7 +432,7 @@ def _nat_labels(
         lines += [f"dst \u2192 {s.dst}"] * (a.dst != s.dst)
         if not lines:
             continue
-        colour = style.HOP.get(s.kind, style.INK)
+        colour = _hop(s.kind).colour
         x, y = places[n]
         label = scene.ax.text(
             x,
@@ -387,7 +446,7 @@ def _nat_labels(
             zorder=10.8,
             gid=f"nat:{n}",
             linespacing=1.1,
-            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "lw": 0.8},
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "lw": scene.lw(0.8)},
         )
         x0, y0, x1, y1 = measure.rect(label)
         w, h = x1 - x0 + 0.12, y1 - y0 + 0.12  # with the frame

@@ -41,7 +41,10 @@ Examples
 >>> g = nx.Graph()
 >>> g.add_node("ns:host", kind="netns", name="host")
 >>> draw(g)
-<Figure size 900x700 with 1 Axes>
+<LabkitFigure size 900x700 with 1 Axes>
+>>> print(draw(g).labkit_alt)
+Network diagram: the host.
+host: no interface but loopback.
 """
 
 from __future__ import annotations
@@ -50,25 +53,93 @@ from os import PathLike
 from typing import Any
 
 import networkx as nx
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from labkit.core.model import HOST
 from labkit.draw import style
 from labkit.draw.boxes import draw_namespaces, draw_row_labels
 from labkit.draw.cables import draw_cables, draw_interfaces
+from labkit.draw.describe import describe, trace_title
+from labkit.draw.figure import LabkitFigure
 from labkit.draw.layout import Point
 from labkit.draw.overlays import draw_changes, draw_hops
 from labkit.draw.scene import Scene
 from labkit.draw.shapes import root_figure
 
-__all__ = ["draw", "draw_legend", "save", "trace_steps"]
+__all__ = ["draw", "draw_legend", "legend_keys", "save", "trace_steps"]
+
+
+#: A text mark as a legend marker (mathtext).
+_GLYPH = {"+": "$+$", "~": r"$\sim$", "\u2212": "$-$", "*": r"$\ast$", "\u2192": r"$\rightarrow$"}
+
+
+def legend_keys(scene: Scene) -> list[str]:
+    """The names of the :data:`~labkit.draw.style.LEGEND` entries drawn for ``scene``.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from matplotlib.figure import Figure
+    >>> legend_keys(Scene(nx.Graph(), Figure().add_subplot()))[:3]
+    ['cable', 'cable-down', 'port']
+    """
+    keys = ["cable", "cable-down", "port", "iface", "iface-down", "bridge", "bridge-down"]
+    if scene.by_hand:
+        keys.append("by-hand")
+    if scene.changes is not None:
+        keys += ["added", "removed", "changed"]
+    if scene.trace is not None:
+        keys += ["request", "reply", "nat"]
+        if scene.upto:
+            keys.append("current")
+    return keys
+
+
+def _legend_pt(scene: Scene, size: float) -> float:
+    """A size in the legend: scaled up to :data:`~labkit.draw.style.LEGEND_MAX_SCALE`
+    only, so that a larger legend still fits left of the host."""
+    return scene.pt(size) / scene.scale * min(scene.scale, style.LEGEND_MAX_SCALE)
+
+
+def _handle(scene: Scene, key: style.Key) -> Artist | tuple[Artist, Artist]:
+    """The legend's sample of one entry: its line, marker, fill and mark."""
+    if key.marker == "s" and key.colour == style.BRIDGE_FACE:  # a switch
+        return Patch(
+            facecolor=key.colour if key.fill == "full" else "white",
+            edgecolor=key.colour,
+            linestyle=key.edge,
+            linewidth=scene.lw(1.0),
+            label=key.label,
+        )
+    look: dict[str, Any] = {"color": key.colour, "ls": key.line or "", "label": key.label}
+    if key.line:
+        look["lw"] = scene.lw(key.width)
+    if key.marker:
+        ring = key.fill == "ringed"
+        look |= {
+            "marker": key.marker,
+            "ms": _legend_pt(scene, style.LEGEND_HOP if key.line or ring else style.LEGEND_DOT),
+            "mfc": "white" if key.fill == "none" else key.colour,
+            "mec": style.CURRENT_HOP if ring else key.colour,
+            "mew": scene.lw(2.0 if ring else 1.0),
+        }
+    line = Line2D([], [], **look)
+    if key.mark in _GLYPH and key.line:  # a change: its line, then its text mark
+        ms = _legend_pt(scene, style.LEGEND_HOP)
+        glyph = Line2D([], [], ls="", marker=_GLYPH[key.mark], ms=ms, color=key.colour)
+        return (line, glyph)  # type: ignore[return-value]
+    return line
 
 
 def draw_legend(scene: Scene) -> None:
     """The legend, on the left of the host: the marks drawn, the changes
-    and the trace's when there are some.
+    and the trace's when there are some (the entries of
+    :data:`labkit.draw.style.LEGEND` named by :func:`legend_keys`).
 
     Examples
     --------
@@ -77,44 +148,10 @@ def draw_legend(scene: Scene) -> None:
     >>> scene = Scene(nx.Graph(), Figure().add_subplot())
     >>> draw_legend(scene)
     >>> [t.get_text() for t in scene.ax.get_legend().get_texts()][:2]
-    ['cable, both ends up', 'cable, an end down']
+    ['cable, both ends up', 'cable or port, an end down']
     """
-    cable, dash, port = style.CABLE, style.DASH, style.PORT
-    mark = {"ls": "", "marker": "o", "ms": scene.pt(style.LEGEND_DOT), "mec": cable, "mew": 1.0}
-    bridge_ms = scene.pt(style.LEGEND_BRIDGE)
-    handles = [
-        Line2D([], [], color=cable, lw=1.6, label="cable, both ends up"),
-        Line2D([], [], color=cable, lw=1.6, ls=dash, label="cable, an end down"),
-        Line2D([], [], color=port, lw=1.1, label="bridge port"),
-        Line2D([], [], mfc=cable, label="interface up", **mark),
-        Line2D([], [], mfc="white", label="interface down", **mark),
-        Line2D([], [], ls="", marker="s", ms=bridge_ms, color=style.BRIDGE_FACE, label="bridge"),
-    ]
-    if scene.by_hand:
-        handles.append(Line2D([], [], ls="", label="* rule made by hand"))
-    if scene.changes is not None:
-        handles += [
-            Line2D([], [], color=style.ADDED, lw=3.0, label="added since last picture"),
-            Line2D([], [], color=style.REMOVED, lw=1.6, ls=dash, label="removed (ghost)"),
-            Line2D([], [], color=style.CHANGED, lw=3.0, label="changed (address, state, route)"),
-        ]
-    if scene.trace is not None:
-        hop = {"ls": "", "marker": "o", "ms": scene.pt(style.LEGEND_HOP), "mec": "white"}
-        request, reply = style.HOP["request"], style.HOP["reply"]
-        handles += [
-            Line2D([], [], mfc=request, label="hop of the request (in order)", **hop),
-            Line2D([], [], mfc=reply, label="hop of the reply", **hop),
-            Line2D(
-                [],
-                [],
-                ls="",
-                marker="s",
-                ms=scene.pt(style.LEGEND_HOP),
-                mfc="white",
-                mec=request,
-                label="NAT: an address rewritten",
-            ),
-        ]
+    keys = [style.LEGEND[k] for k in legend_keys(scene)]
+    handles = [_handle(scene, k) for k in keys]
     where: dict[str, Any] = {"loc": "upper left"}
     if HOST in scene.boxes:  # on the left of the host, where nothing else goes
         host = scene.boxes[HOST]
@@ -122,12 +159,14 @@ def draw_legend(scene: Scene) -> None:
         where["bbox_transform"] = scene.ax.transData
     scene.ax.legend(
         handles=handles,
-        fontsize=scene.pt(style.LEGEND_FONT),
+        labels=[k.label for k in keys],
+        fontsize=_legend_pt(scene, style.LEGEND_FONT),
         frameon=True,
         framealpha=0.9,
         edgecolor=style.LEGEND_EDGE,
         borderpad=0.6,
         handlelength=2.4,
+        handler_map={tuple: HandlerTuple(ndivide=None, pad=0.2)},
         labelspacing=0.45,
         **where,
     )
@@ -145,6 +184,7 @@ def draw(
     changes: Any = None,
     trace: Any = None,
     upto: int | None = None,
+    scale: float = 1.0,
 ) -> Figure:
     """Draw the sandbox: namespaces, bridges, veth cables and addresses.
 
@@ -189,16 +229,18 @@ def draw(
         Note the routes through a gateway inside the boxes.
     changes : labkit.ui.live.Changes, optional
         What changed since the last picture (:func:`labkit.ui.live.diff_graphs`):
-        added namespaces, interfaces and cables are outlined in green,
-        changed ones in orange, and removed ones are drawn as red dashed
-        ghosts where they were in the last picture; the legend explains
-        the marks. Each mark's ``gid`` is ``added:ID``, ``changed:ID`` or
-        ``removed:ID``.
+        added namespaces, interfaces and cables are outlined in green with
+        a solid line and marked ``+``, changed ones in orange with a dotted
+        line and ``~``, and removed ones are drawn as vermillion dashed
+        ghosts marked ``−`` where they were in the last picture; the legend
+        explains the marks. Each mark's ``gid`` is ``added:ID``,
+        ``changed:ID`` or ``removed:ID``.
     trace : labkit.trace.Trace, optional
         A packet trace (:func:`labkit.trace.trace`) to draw on the graph:
         each sighting is a numbered hop (1, 2, ... in the trace's order)
-        beside the interface that saw it, blue for the request and
-        magenta for the reply, with arrows from one hop to the next. Where
+        beside the interface that saw it, the request's in blue circles
+        joined by solid arrows, the reply's in purple squares joined by
+        dashed arrows. Where
         an address changed from one hop to the next of the same packet
         (NAT), a label says which and to what (``src → 192.168.1.2``).
         The title says who pinged what, unless ``title`` is given. Each
@@ -208,11 +250,20 @@ def draw(
         and ringed, and (unless ``title`` is given) name that hop in the
         title. The numbers stay in place from one ``upto`` to the next
         (see :func:`trace_steps`).
+    scale : float, default 1
+        Text, marks and lines this much larger, from 0.5 to 3: ``1.5``
+        for a projector (``lab.draw(scale=1.5)``). Text that would no
+        longer fit in its box is shrunk to fit, as always.
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The figure drawn into (the one holding ``ax`` when given).
+    labkit.draw.figure.LabkitFigure
+        The figure drawn into (the one holding ``ax`` when given, a plain
+        Figure then). Its ``labkit_alt`` is the picture in words
+        (:func:`labkit.draw.describe.describe`); in a notebook it is the
+        output's ``text/plain`` and the ``alt`` of its picture. Drawn into
+        a given ``ax``, the description is added to the figure's
+        ``labkit_alt``.
 
     Examples
     --------
@@ -228,7 +279,11 @@ def draw(
     ...      "marked": True, "packets": 4, "bytes": 336}])
     >>> fig = draw(g, title="an interface in red")
     >>> fig
-    <Figure size 900x700 with 1 Axes>
+    <LabkitFigure size 900x700 with 1 Axes>
+    >>> print(fig.labkit_alt)
+    Network diagram, an interface in red: the host and 1 lab namespace: red.
+    host: no interface but loopback; forwarding; NAT rules: POSTROUTING MASQUERADE -s 10.0.0.0/24.
+    red: eth0 10.0.0.1/24 (down).
     >>> any("10.0.0.1/24" in t.get_text() for t in fig.axes[0].texts)
     True
     >>> [t.get_text() for t in fig.axes[0].texts if "MASQUERADE" in t.get_text()]
@@ -240,8 +295,11 @@ def draw(
     >>> old = g.copy()
     >>> g.nodes["if:red/eth0"]["addrs"] = ["10.0.0.9/24"]
     >>> fig = draw(g, changes=diff_graphs(old, g))
-    >>> sorted(a.get_gid() for a in fig.axes[0].get_children() if "changed:" in str(a.get_gid()))
-    ['changed:if:red/eth0']
+    >>> gids = [str(a.get_gid()) for a in fig.axes[0].get_children()]
+    >>> sorted(gid for gid in gids if "changed:" in gid)
+    ['changed:if:red/eth0', 'mark:changed:if:red/eth0']
+    >>> print(fig.labkit_alt.splitlines()[1])
+    Since the last picture: ~ changed red eth0 (addresses).
 
     A packet trace, its hops numbered on the interfaces that saw them:
 
@@ -256,13 +314,15 @@ def draw(
     'red pings 10.0.0.9: 2 hops, the reply came back'
     """
     if trace is not None and title is None:
-        title = _trace_title(trace, upto)
+        title = trace_title(trace, upto)
     if trace is None and upto is not None:
         raise ValueError("upto= needs a trace=")
+    given = ax is not None
     if ax is None:
-        fig = Figure(figsize=style.FIGSIZE)
+        fig = LabkitFigure(figsize=style.FIGSIZE)
         ax = fig.add_subplot()
-        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.99)
+        top = 0.99 - (0.06 * scale if title else 0.0)
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top)
     scene = Scene(
         graph,
         ax,
@@ -273,6 +333,7 @@ def draw(
         changes=changes,
         trace=trace,
         upto=upto,
+        scale=scale,
     )
     scene.set_view(title)
     draw_namespaces(scene)
@@ -282,37 +343,19 @@ def draw(
     draw_changes(scene)
     draw_hops(scene)
     draw_legend(scene)
-    return root_figure(ax)
-
-
-def _trace_title(trace: Any, upto: int | None) -> str:
-    """What a trace picture is of: the whole ping, or one hop of it.
-
-    Examples
-    --------
-    >>> from labkit.trace import Sighting, Trace
-    >>> t = Trace("red", "203.0.113.8", [
-    ...     Sighting(0.0, "red", "veth-red", "out", "192.168.15.1", "203.0.113.8", "request")])
-    >>> _trace_title(t, None)
-    'red pings 203.0.113.8: 1 hop, no reply came back'
-    >>> _trace_title(t, 1)
-    'hop 1 of 1: red veth-red out, 192.168.15.1 → 203.0.113.8 (request)'
-    """
-    sightings = list(trace.sightings)
-    n = len(sightings)
-    if upto is not None:
-        if not isinstance(upto, int) or isinstance(upto, bool) or not 0 <= upto <= n:
-            raise ValueError(f"upto must be a hop number from 0 to {n}, not {upto!r}")
-        if upto == 0:
-            return f"{trace.src} pings {trace.dst}: before the first hop"
-        s = sightings[upto - 1]
-        return (
-            f"hop {upto} of {n}: {s.ns} {s.iface} {s.direction}, {s.src} \u2192 {s.dst} ({s.kind})"
-        )
-    if not n:
-        return f"{trace.src} pings {trace.dst}: no interface saw the packet"
-    came = "the reply came back" if trace.answered else "no reply came back"
-    return f"{trace.src} pings {trace.dst}: {n} hop{'s' if n != 1 else ''}, {came}"
+    alt = describe(
+        graph,
+        changes=changes,
+        trace=trace,
+        upto=upto,
+        title=title,
+        show_addresses=show_addresses,
+        show_routes=show_routes,
+    )
+    fig = root_figure(ax)
+    before = getattr(fig, "labkit_alt", "") if given else ""
+    fig.labkit_alt = f"{before}\n{alt}" if before else alt  # type: ignore[attr-defined]
+    return fig
 
 
 def trace_steps(graph: nx.Graph, trace: Any, **kwargs: Any) -> list[Figure]:
@@ -344,7 +387,9 @@ def save(graph: nx.Graph, path: str | PathLike[str]) -> None:
     graph : networkx.Graph
         A graph from :func:`labkit.kernel.observe.to_graph`.
     path : str or os.PathLike
-        The file to write (150 dpi: 1350 x 1050 pixels).
+        The file to write (150 dpi: 1350 x 1050 pixels), with the picture
+        in words (:func:`labkit.draw.describe.describe`) as its PNG
+        ``Description``.
 
     Examples
     --------
@@ -357,4 +402,5 @@ def save(graph: nx.Graph, path: str | PathLike[str]) -> None:
     >>> open(path, "rb").read(4)
     b'\\x89PNG'
     """
-    draw(graph).savefig(path, format="png", dpi=150)
+    fig = draw(graph)
+    fig.savefig(path, format="png", dpi=150, metadata={"Description": fig.labkit_alt})

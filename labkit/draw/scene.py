@@ -70,7 +70,10 @@ class Scene:
         over :func:`labkit.draw.layout.place`.
     ppu, k : float
         Points per data unit, and how much text and marks shrink in a small
-        Axes (known once :meth:`set_view` is called).
+        Axes (known once :meth:`set_view` is called), times ``scale``.
+    scale : float
+        How much larger text, marks and lines are than by default (1.5 for
+        a projector).
     notes, rules, by_hand
         The notes in each box, the host's rules (drawn on a panel of their
         own) and whether a rule made by hand is among them.
@@ -104,8 +107,14 @@ class Scene:
         changes: Any = None,
         trace: Any = None,
         upto: int | None = None,
+        scale: float = 1.0,
     ) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0.5 <= scale <= 3:
+            raise ValueError(
+                f"scale must be a number from 0.5 to 3 (1.5 for a projector), not {scale!r}"
+            )
         self.ax = ax
+        self.scale = float(scale)
         self.changes = changes
         self.trace = trace
         self.upto = upto
@@ -120,7 +129,7 @@ class Scene:
         self.pos = merge(auto, pos or {}, self.ifaces)
         self.boxes = {n: b.moved(*self.pos[f"ns:{n}"]) for n, b in auto.boxes.items()}
         self.ppu = style.PPU  # points per data unit, known once the limits are set
-        self.k = 1.0  # how much text and marks shrink in a small Axes
+        self.k = self.scale  # how much text and marks shrink in a small Axes, times scale
         self.notes: dict[str, list[str]] = {}  # general notes, and rules but the host's
         self.rules: list[str] = []  # the host's rules, in a panel of their own
         self.by_hand = False
@@ -152,8 +161,12 @@ class Scene:
         return sized.at(self.dens(ns))
 
     def pt(self, size: float) -> float:
-        """A font or marker size, in points, shrunk with a small Axes."""
+        """A font or marker size, in points, shrunk with a small Axes, times :attr:`scale`."""
         return size * self.k
+
+    def lw(self, width: float) -> float:
+        """A line width, in points, times :attr:`scale`."""
+        return width * self.scale
 
     def fit(self, text: str, width: float, fontsize: float, smallest: float) -> tuple[str, float]:
         """:func:`labkit.draw.labels.fit_text` at this scale (sizes before shrinking)."""
@@ -214,9 +227,9 @@ class Scene:
         ax.set_anchor("N")
         ax.set_axis_off()
         if title:
-            ax.set_title(title, fontsize=style.TITLE_FONT, color=style.INK)
+            ax.set_title(title, fontsize=style.TITLE_FONT * self.scale, color=style.INK)
         fig = root_figure(ax)
         bbox = ax.get_position()
         w_in, h_in = fig.get_figwidth() * bbox.width, fig.get_figheight() * bbox.height
         self.ppu = 72.0 * min(w_in / (x1 - x0), h_in / (y1 - y0))
-        self.k = min(1.0, max(0.55, self.ppu / style.PPU))
+        self.k = min(1.0, max(0.55, self.ppu / style.PPU)) * self.scale

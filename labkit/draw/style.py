@@ -127,6 +127,8 @@ GHOST_CABLE = Sized(1.6, 1.1, 0.6)
 GHOST_NAME_FONT = 9.0
 GHOST_NAME_SMALLEST = 4.0
 GHOST_IFACE_FONT = 6.5
+#: The text mark beside what changed (+, ~, −).
+CHANGE_MARK_FONT = 7.0
 
 # -- a packet trace (labkit.draw.overlays) -------------------------------------------
 
@@ -146,11 +148,28 @@ CURRENT_HOP_EDGE = 2.0
 # -- the legend ----------------------------------------------------------------------
 
 LEGEND_FONT = 6.5
+#: With a larger ``scale``, the legend grows this much at most (it must fit left of the host).
+LEGEND_MAX_SCALE = 1.2
 LEGEND_DOT = 5.5
 LEGEND_BRIDGE = 7
 LEGEND_HOP = 8
 
 # -- colours -------------------------------------------------------------------------
+
+#: The Okabe-Ito palette (Okabe and Ito, "Color Universal Design", 2008): eight
+#: colours that people with the common colour-vision deficiencies tell apart.
+#: Every colour that carries a meaning (what changed, request or reply) is one
+#: of them, and every meaning has a second cue besides (see :data:`LEGEND`).
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+}
 
 INK = "#263238"
 NOTE = "#37474f"
@@ -168,9 +187,125 @@ WORLD_COLOURS = {
 BRIDGE_FACE, BRIDGE_LIGHT = "#263238", "#80cbc4"
 #: A cable with an end down, a ghost.
 DASH: Any = (0, (3.5, 2.5))
+#: A changed thing's ring.
+DOTS: Any = (0, (1.0, 1.6))
 #: What changed since the last picture (see labkit.ui.live): added, removed, changed.
-ADDED, REMOVED, CHANGED = "#2e7d32", "#c62828", "#ef6c00"
+ADDED = OKABE_ITO["bluish green"]
+REMOVED = OKABE_ITO["vermillion"]
+CHANGED = OKABE_ITO["orange"]
 #: A packet trace (see labkit.trace): the request's hops, the reply's; the current hop's ring.
-HOP = {"request": "#1565c0", "reply": "#ad1457"}
-CURRENT_HOP = "#ffb300"
+HOP = {"request": OKABE_ITO["blue"], "reply": OKABE_ITO["reddish purple"]}
+CURRENT_HOP = OKABE_ITO["black"]
 LEGEND_EDGE = "#cfd8dc"
+
+
+@dataclass(frozen=True)
+class Change:
+    """How one kind of change is drawn: a colour, a line style and a text mark.
+
+    Examples
+    --------
+    >>> CHANGES["removed"].mark, CHANGES["removed"].line == DASH
+    ('\u2212', True)
+    """
+
+    colour: str
+    line: Any
+    mark: str
+
+
+#: What changed since the last picture, each kind with its own line style and
+#: text mark (written beside what changed), so that colour is never the only cue.
+CHANGES = {
+    "added": Change(ADDED, "-", "+"),
+    "changed": Change(CHANGED, DOTS, "~"),
+    "removed": Change(REMOVED, DASH, "\u2212"),
+}
+
+
+@dataclass(frozen=True)
+class Hop:
+    """How the hops of one packet are drawn: colour, marker, number colour, arrow style.
+
+    Examples
+    --------
+    >>> HOPS["request"].marker, HOPS["reply"].marker
+    ('o', 's')
+    """
+
+    colour: str
+    marker: str
+    number: str
+    arrow: Any
+
+
+#: A trace's request and reply: circles and solid arrows, squares and dashed arrows.
+HOPS = {
+    "request": Hop(HOP["request"], "o", "white", "-"),
+    "reply": Hop(HOP["reply"], "s", "black", "--"),
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One entry of the legend: its label, its colour, and its cues that are not colour.
+
+    ``line`` is a matplotlib line style (``""`` for none), ``width`` its
+    width in points, ``marker`` a matplotlib marker (``""`` for none) and
+    ``fill`` how the marker is filled (``"full"``, ``"none"``) or ringed
+    (``"ringed"``); ``edge`` is the line style of a patch's edge (a
+    bridge's); ``mark`` is the text written beside what it marks in the
+    picture. :meth:`cues` is everything but the colour: no two entries of
+    :data:`LEGEND` have the same.
+
+    Examples
+    --------
+    >>> LEGEND["cable"].cues() != LEGEND["cable-down"].cues()
+    True
+    """
+
+    label: str
+    colour: str
+    line: Any = ""
+    width: float = 0.0
+    marker: str = ""
+    fill: str = "full"
+    edge: Any = "-"
+    mark: str = ""
+
+    def cues(self) -> tuple[Any, ...]:
+        """What tells this entry from another without its colour."""
+        return (str(self.line), self.width, self.marker, self.fill, str(self.edge), self.mark)
+
+
+def _change(kind: str, label: str, width: float) -> Key:
+    c = CHANGES[kind]
+    return Key(label, c.colour, line=c.line, width=width, mark=c.mark)
+
+
+def _hop(kind: str, label: str) -> Key:
+    h = HOPS[kind]
+    return Key(label, h.colour, line=h.arrow, width=1.2, marker=h.marker)
+
+
+#: Every entry the legend can have, by name, in the legend's order. The
+#: painter draws its legend from this table: the marks always, the
+#: changes with ``changes=``, the trace's with ``trace=`` (and the current
+#: hop with ``upto=``), the ``*`` note when a rule was made by hand.
+LEGEND = {
+    "cable": Key("cable, both ends up", CABLE, line="-", width=1.6),
+    "cable-down": Key("cable or port, an end down", CABLE, line=DASH, width=1.6),
+    "port": Key("bridge port (thinner)", PORT, line="-", width=0.9),
+    "iface": Key("interface up", CABLE, marker="o"),
+    "iface-down": Key("interface down", CABLE, marker="o", fill="none"),
+    "bridge": Key("bridge", BRIDGE_FACE, marker="s"),
+    "bridge-down": Key("bridge, down", BRIDGE_FACE, marker="s", fill="none", edge="--"),
+    "by-hand": Key("* rule made by hand", INK, mark="*"),
+    "added": _change("added", "added since last picture", 3.0),
+    "removed": _change("removed", "removed (ghost)", 1.6),
+    "changed": _change("changed", "changed (address, state, route)", 2.4),
+    "request": _hop("request", "hop of the request (in order)"),
+    "reply": _hop("reply", "hop of the reply"),
+    "nat": Key("NAT: an address rewritten", HOP["request"], marker="s", fill="none", mark="\u2192"),
+    "current": Key("the hop shown (larger, ringed)", HOP["request"], marker="o", fill="ringed"),
+}

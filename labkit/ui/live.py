@@ -5,9 +5,12 @@
 changed. A :class:`LiveGraph` remembers the last picture it drew; each
 :meth:`LiveGraph.redraw` reads the kernel again, whatever changed it
 (labkit or the learner's own ``!ip`` command), and draws the new graph
-with the changes marked: green for added, a red dashed ghost for removed,
-orange for changed addresses, state, routes or rules. Nodes keep their
-places (:func:`labkit.draw.layout` depends on names only).
+with the changes marked, each kind by its colour, its line and its text
+mark: a green solid ring and ``+`` for added, a vermillion dashed ghost
+and ``−`` for removed, an orange dotted ring and ``~`` for changed
+addresses, state, routes or rules. The figure's text alternative
+(``labkit_alt``) lists the changes the same way. Nodes keep their places
+(:func:`labkit.draw.layout` depends on names only).
 
 :func:`redraw` does that with one module-wide :class:`LiveGraph`;
 :func:`auto` redraws after every notebook cell (an IPython
@@ -221,7 +224,7 @@ class LiveGraph:
     >>> sorted(live.update(g2).added)
     ['ns:red']
     >>> live.figure()
-    <Figure size 900x700 with 1 Axes>
+    <LabkitFigure size 900x700 with 1 Axes>
     """
 
     def __init__(
@@ -264,7 +267,7 @@ class LiveGraph:
         Examples
         --------
         >>> LiveGraph().figure()  # doctest: +SKIP
-        <Figure size 900x700 with 1 Axes>
+        <LabkitFigure size 900x700 with 1 Axes>
         """
         from labkit import draw
 
@@ -288,7 +291,7 @@ class LiveGraph:
         Examples
         --------
         >>> LiveGraph().redraw()  # doctest: +SKIP
-        <Figure size 900x700 with 1 Axes>
+        <LabkitFigure size 900x700 with 1 Axes>
         """
         self.update()
         return self.figure(title)
@@ -326,9 +329,9 @@ def redraw(
     --------
     >>> import labkit.ui.live
     >>> labkit.ui.live.redraw()  # doctest: +SKIP
-    <Figure size 900x700 with 1 Axes>
+    <LabkitFigure size 900x700 with 1 Axes>
     >>> labkit.ui.live.redraw(show_macs=True)  # doctest: +SKIP
-    <Figure size 900x700 with 1 Axes>
+    <LabkitFigure size 900x700 with 1 Axes>
     """
     for name, value in (
         ("show_addresses", show_addresses),
