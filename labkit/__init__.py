@@ -4,7 +4,8 @@ The package in layers, from the bottom up; a module imports only its own
 layer and those below (``tests/test_architecture.py`` checks it, imports
 inside functions included, and that there is no cycle):
 
-* :mod:`labkit.errors`, :mod:`labkit.version`: the exceptions; the version.
+* :mod:`labkit.errors`, :mod:`labkit.version`, :mod:`labkit.pcap`: the
+  exceptions; the version; the capture file formats (pcapng, pcap).
 * :mod:`labkit.core`, pure (no kernel, no files):
   :mod:`~labkit.core.model` (a network :class:`State` and a simulator of
   the tutorial's commands), :mod:`~labkit.core.stages` (the course as those
@@ -25,8 +26,9 @@ inside functions included, and that there is no cycle):
 * :mod:`labkit.draw`: pictures of the graph (positions in
   :mod:`~labkit.draw.layout`, without matplotlib; sizes and colours in
   :mod:`~labkit.draw.style`), and :mod:`labkit.progress`.
-* :mod:`labkit.checks`, :mod:`labkit.packets`, :mod:`labkit.trace`: what
-  is right or missing, real packets, a packet's path.
+* :mod:`labkit.checks`, :mod:`labkit.packets`, :mod:`labkit.trace`,
+  :mod:`labkit.capture`: what is right or missing, real packets, a
+  packet's path, captures for Wireshark.
 * :mod:`labkit.lab`: :class:`Lab`, which ties them together.
 * :mod:`labkit.why`, :mod:`labkit.exercises`, :mod:`labkit.world` and
   :mod:`labkit.ui` (:mod:`~labkit.ui.live` redraws with changes marked,

@@ -19,9 +19,9 @@ Examples
 --------
 >>> from labkit import capture
 >>> with capture.start("host", path="web.pcapng") as cap:  # doctest: +SKIP
-...     subprocess.run(["curl", "-s", "http://192.168.1.2/"])
+...     subprocess.run(["ip", "netns", "exec", "lan-pc", "curl", "-s", "http://192.168.1.2/"])
 >>> print(cap.summary("web.pcapng"))  # doctest: +SKIP
-captured 12 packets (host/lo 0, host/eth0 6, host/v-net-0 6) into web.pcapng
+captured 38 packets (host/lo 0, host/eth0 13, host/v-net-0 10, ...) into web.pcapng
 """
 
 from __future__ import annotations

@@ -3,8 +3,12 @@
 ``labkit shell`` and ``labkit run -- CMD`` start a fresh sandbox (see
 :mod:`labkit.kernel.sandbox`); inside it, ``labkit up STAGE``, ``down``, ``reset``,
 ``status``, ``graph`` and ``ping`` build and inspect the course's
-topology. ``plan``, ``stages`` and ``doctor`` work anywhere: they change
-nothing.
+topology, and ``capture NODE -w FILE -- CMD`` records what NODE's
+interfaces see while CMD runs. ``plan``, ``stages`` and ``doctor`` work
+anywhere: they change nothing.
+
+The module is larger because it holds every subcommand's parser and help
+text, so that ``labkit --help`` and this file say the same.
 
 Every error labkit raises on purpose ends as one line,
 ``labkit: error: MESSAGE``, and exit status 1; usage errors exit 2 and
@@ -489,9 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "reset",
         _cmd_reset,
-        "remove every namespace and link (in a sandbox)",
-        "Remove every namespace and link of the sandbox (but lo), ending the processes "
-        "in them. Works only inside a sandbox.",
+        "remove the lab, keep the outside world (in a sandbox)",
+        "Remove every namespace, link, address, route, firewall rule and web app of the "
+        "sandbox that is not the outside world's, hand-made ones included, ending the "
+        "processes in removed namespaces; lan-pc, router, internet and the host's eth0 "
+        "stay, and the world is repaired. Works only inside a sandbox.",
         _examples("labkit reset"),
     )
     add(
@@ -601,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
         "forward a host port to a web app in a namespace (in a sandbox)",
         "Start labkit's web app in NS (on --port, default 80) and forward the host's "
         "HOST_PORT to it (DNAT from the LAN, the bridge and the host itself). Needs the "
-        "internet stage. The next `labkit up` removes it. Works only inside a sandbox.",
+        "nat stage or later. The next `labkit up` removes it. Works only inside a sandbox.",
         _examples("labkit publish 8080 red", "labkit publish 8081 ns10 --port 8000"),
     )
     p.add_argument("host_port", metavar="HOST_PORT", type=int, help="the port on 192.168.1.2")

@@ -23,11 +23,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "labkit"
 
 #: from the bottom up; a module may import its own layer and those below
 LAYERS: list[tuple[str, ...]] = [
-    ("labkit.errors", "labkit.version"),
+    ("labkit.errors", "labkit.version", "labkit.pcap"),
     ("labkit.core",),
     ("labkit.kernel",),
     ("labkit.draw", "labkit.progress"),
-    ("labkit.checks", "labkit.packets", "labkit.trace"),
+    ("labkit.checks", "labkit.packets", "labkit.trace", "labkit.capture"),
     ("labkit.lab",),
     ("labkit.why", "labkit.exercises", "labkit.world", "labkit.ui"),
     ("labkit.cli", "labkit.shell", "labkit.doctor", "labkit.jupyter"),

@@ -19,6 +19,7 @@ from labkit.kernel import preflight
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBCOMMANDS = [
+    "capture",
     "shell",
     "run",
     "doctor",
