@@ -422,3 +422,17 @@ def test_a_notebook_on_the_labkit_kernel_exports_its_figures_with_alt_text():
     alts = re.findall(r'<img alt="([^"]+)"', html)
     assert len(alts) == 2 and all("red: veth-red 192.168.15.1/24." in alt for alt in alts)
     assert "No description has been provided" not in html
+
+
+def test_the_live_graph_describes_the_picture_it_would_draw():
+    from labkit.ui.live import LiveGraph
+
+    live = LiveGraph()
+    live.update(small_graph())
+    changed = small_graph()
+    changed.nodes["if:red/v-red"]["up"] = False
+    live.update(changed)
+    text = live.describe()
+    assert text == live.figure().labkit_alt
+    assert "~ changed red v-red (state)" in text and "red: v-red 10.0.0.1/24 (down)." in text
+    assert "Since the last picture" not in live.describe(highlight=False)

@@ -285,6 +285,40 @@ class LiveGraph:
             title=title,
         )
 
+    def describe(self, title: str | None = None, highlight: bool = True) -> str:
+        """The last picture in words, what changed first (the figure's
+        ``labkit_alt``, without drawing it): for a screen reader beside
+        a picture shown as bytes, as the control panel shows it.
+
+        Examples
+        --------
+        >>> live = LiveGraph()
+        >>> g = nx.Graph()
+        >>> g.add_node("ns:host", kind="netns", name="host")
+        >>> _ = live.update(g)
+        >>> g2 = g.copy()
+        >>> g2.add_node("ns:red", kind="netns", name="red")
+        >>> print(live.update(g2) and live.describe())
+        Network diagram: the host and 1 lab namespace: red.
+        Since the last picture: + added namespace red.
+        host: no interface but loopback.
+        red: no interface but loopback.
+        """
+        from labkit.draw.describe import describe
+
+        with self._lock:
+            graph, changes = self.graph, self.changes
+        if graph is None:
+            graph = nx.Graph()
+            graph.add_node("ns:host", kind="netns", name="host")
+        return describe(
+            graph,
+            changes=changes if highlight else None,
+            title=title,
+            show_addresses=self.show_addresses,
+            show_routes=self.show_routes,
+        )
+
     def redraw(self, title: str | None = None) -> Any:
         """Read the kernel and draw it with what changed since the last picture.
 
