@@ -183,12 +183,17 @@ class Lab(PacketTests):
         return observe.graph()
 
     def draw(self, **kwargs: Any) -> Any:
-        """Draw the live topology; returns a matplotlib Figure.
+        """Draw the live topology; returns a matplotlib Figure with a text alternative.
+
+        The figure's ``labkit_alt`` says in words what it shows; a notebook
+        shows it with the picture (see :mod:`labkit.draw.figure`).
+        ``scale=1.5`` enlarges text and lines, for a projector.
 
         Examples
         --------
-        >>> Lab().draw()  # doctest: +SKIP
-        <Figure size 900x700 with 1 Axes>
+        >>> fig = Lab().draw(scale=1.5)  # doctest: +SKIP
+        >>> print(fig.labkit_alt.splitlines()[0])  # doctest: +SKIP
+        Network diagram: the host, 2 lab namespaces: red, blue; the outside world: ...
         """
         from labkit import draw  # matplotlib only when a picture is asked for
 

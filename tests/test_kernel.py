@@ -136,7 +136,7 @@ def test_a_cell_builds_the_lab_and_the_machine_never_sees_it(kernel):
     kernel.run("!sudo ip netns add red")
     assert "red" not in machine_netns()
 
-    made = text_of(kernel.run("import labkit\nlab = labkit.Lab()\nlab.goto('veth')"))
+    made = text_of(kernel.run("import labkit\nlab = labkit.Lab()\nprint(lab.goto('veth'))"))
     assert "ip netns add blue" in made
     assert "ip netns add red" not in made  # the red made by hand was adopted
 

@@ -257,7 +257,7 @@ class Panel:
         Examples
         --------
         >>> panel.figure()  # doctest: +SKIP
-        <Figure size 900x700 with 1 Axes>
+        <LabkitFigure size 900x700 with 1 Axes>
         """
         return self.live.figure()
 
