@@ -682,6 +682,6 @@ def test_the_step_through_slider_is_ui():
     from labkit.ui.steps import step_through
 
     box = step_through(bridge_graph(2), hand_trace())
-    controls, picture = box.children
+    controls, picture, _words = box.children
     assert bytes(picture.value)[:4] == b"\x89PNG"
     assert not hasattr(labkit.draw, "step_through")

@@ -52,6 +52,8 @@ def test_next_back_and_reset_drive_the_kernel():
     assert Lab().stage() == "veth:cable" == panel.stage
     assert panel.image.value != first
     assert "added" in panel.caption.value
+    # the picture in words, for a screen reader: the new cable's ends
+    assert "The picture in words" in panel.caption.value and "veth-red" in panel.caption.value
     panel.back_button.click()
     panel.wait()
     assert Lab().stage() == "netns"

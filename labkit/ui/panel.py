@@ -232,7 +232,8 @@ class Panel:
             "<small>"
             + html.escape(alt.split(";")[0])
             + ("<br>changed: " + html.escape("; ".join(shown)) if changed else "")
-            + "</small>"
+            + "</small><details><summary><small>The picture in words</small></summary>"
+            + f"<pre>{html.escape(self.live.describe())}</pre></details>"
         )
 
     def _index(self, stage: str) -> int:

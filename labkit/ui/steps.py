@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import html
 import io
 from typing import Any
 
@@ -39,7 +40,8 @@ def step_through(graph: nx.Graph, trace: Any, dpi: int = 100, **kwargs: Any) -> 
     Returns
     -------
     ipywidgets.VBox
-        The play button and the slider above the picture.
+        The play button and the slider above the picture, and below it the
+        picture in words (its ``labkit_alt``, for a screen reader).
 
     Examples
     --------
@@ -50,7 +52,7 @@ def step_through(graph: nx.Graph, trace: Any, dpi: int = 100, **kwargs: Any) -> 
     >>> t = Trace("red", "10.0.0.9", [
     ...     Sighting(0.0, "red", "eth0", "out", "10.0.0.1", "10.0.0.9", "request")] * 3)
     >>> box = step_through(g, t)
-    >>> controls, picture = box.children
+    >>> controls, picture, words = box.children
     >>> play, slider = controls.children
     >>> first = bytes(picture.value)
     >>> slider.max, first[:4]
@@ -58,26 +60,40 @@ def step_through(graph: nx.Graph, trace: Any, dpi: int = 100, **kwargs: Any) -> 
     >>> slider.value = 3  # what dragging the slider does: hops 1 to 3
     >>> bytes(picture.value) != first
     True
+    >>> "The picture in words" in words.value
+    True
     """
     n = len(trace.sightings)
     if not n:
         raise ValueError(f"{trace.src} -> {trace.dst}: no interface saw the packet, no hop to show")
     pictures: dict[int, bytes] = {}
+    words: dict[int, str] = {}
 
     def png(k: int) -> bytes:
         if k not in pictures:
             buf = io.BytesIO()
-            draw(graph, trace=trace, upto=k, **kwargs).savefig(buf, format="png", dpi=dpi)
+            fig = draw(graph, trace=trace, upto=k, **kwargs)
+            fig.savefig(buf, format="png", dpi=dpi)
             pictures[k] = buf.getvalue()
+            words[k] = getattr(fig, "labkit_alt", "")
         return pictures[k]
+
+    def caption(k: int) -> str:
+        png(k)
+        return (
+            "<details><summary><small>The picture in words</small></summary>"
+            f"<pre>{html.escape(words[k])}</pre></details>"
+        )
 
     play = w.Play(value=1, min=1, max=n, interval=1200, description="play")
     slider = w.IntSlider(value=1, min=1, max=n, description="hop", continuous_update=False)
     w.jslink((play, "value"), (slider, "value"))
     image = w.Image(value=png(1), format="png", layout={"max_width": "900px", "width": "100%"})
+    text = w.HTML(caption(1))
 
     def show(change: dict[str, Any]) -> None:
         image.value = png(int(change["new"]))
+        text.value = caption(int(change["new"]))
 
     slider.observe(show, names="value")
-    return w.VBox([w.HBox([play, slider]), image])
+    return w.VBox([w.HBox([play, slider]), image, text])
