@@ -210,7 +210,7 @@ class _Kernel:
         self._rules: dict[str, tuple[list[tuple[str, str, str]], dict[tuple[str, str], str]]] = {}
         self._marked: set[tuple[str, str, str, str]] = set()  # (ns, table, chain, spec)
         self._listen: dict[str, set[int]] = {}
-        self._plan: tuple[dict[tuple[str, str], list[Any]], dict[str, list[Any]]] | None = None
+        self._plan: tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]] | None = None
         for ns, links in snap.links.items():
             names = {lk["index"]: lk["name"] for lk in links}
             addrs: dict[int, list[ipaddress.IPv4Interface]] = {}
@@ -279,11 +279,15 @@ class _Kernel:
         """The addresses the course gives interface ``name`` of ``ns`` (its last stage)."""
         return self._planned()[0].get((ns, name), [])
 
+    def planned_master(self, ns: str, name: str) -> str | None:
+        """The bridge the course plugs interface ``name`` of ``ns`` into (its last stage)."""
+        return self._planned()[2].get((ns, name))
+
     def planned_routes(self, ns: str) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
         """The static routes the course gives ``ns`` (its last stage): (network, gateway)."""
         return self._planned()[1].get(ns, [])
 
-    def _planned(self) -> tuple[dict[tuple[str, str], list[Any]], dict[str, list[Any]]]:
+    def _planned(self) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
         if self._plan is None:
             want = stages.desired(stages.STAGE_NAMES[-1], self.count)
             addrs = {
@@ -294,7 +298,8 @@ class _Kernel:
             for r in sorted(want.routes):
                 net = ipaddress.IPv4Network("0.0.0.0/0" if r.dst == "default" else r.dst)
                 routes.setdefault(r.ns, []).append((net, ipaddress.IPv4Address(r.via)))
-            self._plan = (addrs, routes)
+            masters = {key: i.master for key, i in want.ifaces.items() if i.master}
+            self._plan = (addrs, routes, masters)
         return self._plan
 
     # -- what a fix does, to this copy of the state (never to the kernel) --
@@ -640,20 +645,26 @@ def _unresolved(
                             ("addr", iface.ns, iface.name, str(cidr)),
                         )
         return Problem("arp", sentence + f"; no namespace here has {hop_ip}", "", node)
-    bridges = {(i.ns, i.name) for i in reached if i.kind == "bridge"}
     far, _ = _segment(k, owner)
-    for end in [k.ifaces[owner], *far]:
-        if end.kind == "veth" and not end.master and bridges:
-            ns, bridge = sorted(bridges)[0]
-            if end.ns == ns:
-                return Problem(
-                    "arp",
-                    f"{sentence}. {owner[1]} in {names.where(owner[0])} has it, but its cable "
-                    f"end {end.name} ({names.where(end.ns)}) is not plugged into {bridge}",
-                    f"{names.ip(ns)} link set {end.name} master {bridge}",
-                    ns,
-                    ("master", ns, end.name, bridge),
-                )
+    bridges = {(i.ns, i.name) for i in [*reached, *far] if i.kind == "bridge"}
+    theirs = [k.ifaces[owner], *far]
+    for end in [*theirs, *reached]:
+        if end.kind != "veth" or end.master:
+            continue
+        # the bridge the course plugs it into, or else the one on the way in its namespace
+        planned = k.planned_master(end.ns, end.name)
+        here = sorted(b for ns, b in bridges if ns == end.ns)
+        bridge = planned if planned and (end.ns, planned) in k.ifaces else next(iter(here), None)
+        if bridge:
+            whose = "its" if end in theirs else "the"
+            return Problem(
+                "arp",
+                f"{sentence}. {owner[1]} in {names.where(owner[0])} has it, but {whose} cable "
+                f"end {end.name} ({names.where(end.ns)}) is not plugged into {bridge}",
+                f"{names.ip(end.ns)} link set {end.name} master {bridge}",
+                end.ns,
+                ("master", end.ns, end.name, bridge),
+            )
     return Problem(
         "arp",
         f"{sentence}. {owner[1]} in {names.where(owner[0])} has it, but no cable or bridge "
