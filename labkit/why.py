@@ -431,17 +431,23 @@ def _nat(
     return None
 
 
-def _forward_verdict(
-    k: _Kernel, ns: str, pkt: _Packet, into: str, out: str
+def _filter_verdict(
+    k: _Kernel, ns: str, chain: str, pkt: _Packet, into: str | None, out: str | None
 ) -> tuple[str, str | None]:
-    """What the FORWARD chain does with the packet, and the rule that decides (None: the policy)."""
+    """What ``chain`` of the filter table does with the packet, and the deciding rule
+    (None: the policy). A rule labkit cannot judge that would accept gets the benefit of
+    the doubt: no fix is better than a wrong one."""
     rules, policies = k.rules(ns)
-    for table, chain, spec in rules:
-        if table == "filter" and chain == "FORWARD" and _matches(spec, pkt, into, out):
-            target = _target(spec)[0]
-            if target in ("ACCEPT", "DROP", "REJECT"):
-                return target, spec
-    return policies.get(("filter", "FORWARD"), "ACCEPT"), None
+    for table, ch, spec in rules:
+        if table != "filter" or ch != chain:
+            continue
+        target = _target(spec)[0]
+        fits = _matches(spec, pkt, into, out)
+        if fits is None and target == "ACCEPT":
+            return "ACCEPT", spec
+        if fits and target in ("ACCEPT", "DROP", "REJECT"):
+            return target, spec
+    return policies.get(("filter", chain), "ACCEPT"), None
 
 
 # -- the walk ------------------------------------------------------------------------
@@ -527,6 +533,13 @@ def _walk(
             hops.append(Hop(node, into, None, str(pkt.src), str(pkt.dst), "NAT undone"))
             local = k.owner(pkt.dst)
         if local and local[0] == node:
+            if into is None:  # to itself: out and in again by lo
+                verdict, rule = _filter_verdict(k, node, "OUTPUT", pkt, None, "lo")
+                if verdict != "ACCEPT":
+                    return node, pkt, _filter_drop(k, node, "OUTPUT", verdict, rule)
+            verdict, rule = _filter_verdict(k, node, "INPUT", pkt, into or "lo", None)
+            if verdict != "ACCEPT":
+                return node, pkt, _filter_drop(k, node, "INPUT", verdict, rule)
             hops.append(Hop(node, into, None, str(pkt.src), str(pkt.dst), "delivered"))
             return node, pkt, None
         if into is not None:
@@ -544,18 +557,19 @@ def _walk(
                     ),
                 )
         route = _route(k, node, pkt.dst)
-        if route is None:
-            return node, pkt, _no_route(k, node, pkt, reply, into)
+        wrong = _no_route(k, node, pkt, into, route)
+        if wrong is not None or route is None:
+            return node, pkt, wrong
         out = route["dev"]
         iface = k.ifaces.get((node, out))
         if iface is None:
             return node, pkt, Problem("down", f"{out} in {names.where(node)} is gone", "", node)
         if not iface.up:
             return node, pkt, _down(iface, f"{out} in {names.where(node)} is down")
-        if into is not None:
-            verdict, rule = _forward_verdict(k, node, pkt, into, out)
-            if verdict != "ACCEPT":
-                return node, pkt, _forward_drop(k, node, verdict, rule)
+        chain = "OUTPUT" if into is None else "FORWARD"
+        verdict, rule = _filter_verdict(k, node, chain, pkt, into, out)
+        if verdict != "ACCEPT":
+            return node, pkt, _filter_drop(k, node, chain, verdict, rule)
         note = ""
         nat = _nat(k, node, "POSTROUTING", pkt, into, out)
         if nat and nat[0] in ("MASQUERADE", "SNAT") and not reply:
@@ -585,22 +599,31 @@ def _down(iface: _Iface, sentence: str) -> Problem:
     )
 
 
-def _forward_drop(k: _Kernel, node: str, verdict: str, rule: str | None) -> Problem:
+#: what each chain of the filter table holds, for a sentence, and the cause's id
+_CHAINS = {
+    "FORWARD": ("forwarded packets", "forward-drop"),
+    "INPUT": ("packets for {node} itself", "input-drop"),
+    "OUTPUT": ("packets {node} sends", "output-drop"),
+}
+
+
+def _filter_drop(k: _Kernel, node: str, chain: str, verdict: str, rule: str | None) -> Problem:
     where = names.where(node)
+    what, cause = _CHAINS[chain]
     if rule is None:
         return Problem(
-            "forward-drop",
-            f"the firewall of {where} drops forwarded packets (FORWARD chain: {verdict})",
-            names.in_ns(node, "iptables -P FORWARD ACCEPT"),
+            cause,
+            f"the firewall of {where} drops {what.format(node=where)} ({chain} chain: {verdict})",
+            names.in_ns(node, f"iptables -P {chain} ACCEPT"),
             node,
-            ("policy", node, "FORWARD", "ACCEPT"),
+            ("policy", node, chain, "ACCEPT"),
         )
     return Problem(
-        "forward-drop",
-        f"the firewall of {where} drops this packet: the FORWARD rule `{rule}` says {verdict}",
-        k.rule_command(node, "-D", "filter", "FORWARD", rule),
+        cause,
+        f"the firewall of {where} drops this packet: the {chain} rule `{rule}` says {verdict}",
+        k.rule_command(node, "-D", "filter", chain, rule),
         node,
-        ("unrule", node, "filter", "FORWARD", rule),
+        ("unrule", node, "filter", chain, rule),
     )
 
 
@@ -630,25 +653,12 @@ def _unresolved(
         "answer, so the packet never leaves"
     )
     owner = k.owner(hop_ip)
-    if owner is None:
-        for iface in [*reached, k.ifaces[(node, out)]]:
-            if iface.kind == "bridge" or not iface.master:  # an end that holds addresses
-                for cidr in k.planned_addrs(iface.ns, iface.name):
-                    if cidr.ip == hop_ip:
-                        has = ", ".join(str(a) for a in iface.addrs) or "no address"
-                        return Problem(
-                            "arp",
-                            f"{sentence}. In the course {iface.name} in "
-                            f"{names.where(iface.ns)} has {cidr}; it has {has}",
-                            f"{names.ip(iface.ns)} addr add {cidr} dev {iface.name}",
-                            iface.ns,
-                            ("addr", iface.ns, iface.name, str(cidr)),
-                        )
-        return Problem("arp", sentence + f"; no namespace here has {hop_ip}", "", node)
-    far, _ = _segment(k, owner)
+    far = _segment(k, owner)[0] if owner else []
+    theirs = [k.ifaces[owner], *far] if owner else []
+    has = f"{owner[1]} in {names.where(owner[0])} has it, but " if owner else ""
     bridges = {(i.ns, i.name) for i in [*reached, *far] if i.kind == "bridge"}
-    theirs = [k.ifaces[owner], *far]
-    for end in [*theirs, *reached]:
+    # first a cable end out of its bridge, on either side
+    for end in [*theirs, k.ifaces[(node, out)], *reached]:
         if end.kind != "veth" or end.master:
             continue
         # the bridge the course plugs it into, or else the one on the way in its namespace
@@ -657,21 +667,31 @@ def _unresolved(
         bridge = planned if planned and (end.ns, planned) in k.ifaces else next(iter(here), None)
         if bridge:
             whose = "its" if end in theirs else "the"
+            lead = f"{has}{whose}" if has else whose.capitalize()
             return Problem(
                 "arp",
-                f"{sentence}. {owner[1]} in {names.where(owner[0])} has it, but {whose} cable "
-                f"end {end.name} ({names.where(end.ns)}) is not plugged into {bridge}",
+                f"{sentence}. {lead} cable end {end.name} ({names.where(end.ns)}) "
+                f"is not plugged into {bridge}",
                 f"{names.ip(end.ns)} link set {end.name} master {bridge}",
                 end.ns,
                 ("master", end.ns, end.name, bridge),
             )
-    return Problem(
-        "arp",
-        f"{sentence}. {owner[1]} in {names.where(owner[0])} has it, but no cable or bridge "
-        f"joins it to {out}",
-        "",
-        node,
-    )
+    if owner is None:  # then the address the course gives an end on the way
+        for iface in [*reached, k.ifaces[(node, out)]]:
+            if iface.kind == "bridge" or not iface.master:  # an end that holds addresses
+                for cidr in k.planned_addrs(iface.ns, iface.name):
+                    if cidr.ip == hop_ip:
+                        now = ", ".join(str(a) for a in iface.addrs) or "no address"
+                        return Problem(
+                            "arp",
+                            f"{sentence}. In the course {iface.name} in "
+                            f"{names.where(iface.ns)} has {cidr}; it has {now}",
+                            f"{names.ip(iface.ns)} addr add {cidr} dev {iface.name}",
+                            iface.ns,
+                            ("addr", iface.ns, iface.name, str(cidr)),
+                        )
+        return Problem("arp", sentence + f"; no namespace here has {hop_ip}", "", node)
+    return Problem("arp", f"{sentence}. {has}no cable or bridge joins it to {out}", "", node)
 
 
 @dataclass
@@ -704,12 +724,28 @@ def _ways(k: _Kernel, node: str, dst: ipaddress.IPv4Address) -> list[_Way]:
     return sorted(ways, key=lambda w: -w.net.prefixlen)
 
 
-def _no_route(k: _Kernel, node: str, pkt: _Packet, reply: bool, into: str | None) -> Problem:
-    """No route to ``pkt.dst``: the root of it, from the interface to the route."""
+def _no_route(
+    k: _Kernel, node: str, pkt: _Packet, into: str | None, route: dict[str, Any] | None
+) -> Problem | None:
+    """No route to ``pkt.dst``, or only a less specific ``route`` that leads elsewhere than
+    the course's way: the root of it, from the interface to the route. None when ``route``
+    is right."""
     where = names.where(node)
     unreachable = f"{where} has no route to {pkt.dst}"
     nothing = not any(i.addrs for i in k.of(node) if i.kind != "loopback")
     ways = _ways(k, node, pkt.dst)
+    if route is not None:
+        net = ipaddress.IPv4Network("0.0.0.0/0" if route["dst"] == "default" else route["dst"])
+        ways = [
+            w
+            for w in ways
+            if w.net.prefixlen > net.prefixlen
+            and (w.iface.name != route["dev"] or str(w.via or "") != (route.get("via") or ""))
+        ]
+        if not ways:
+            return None
+        name = "default route" if route["dst"] == "default" else f"route to {route['dst']}"
+        unreachable += f" but its {name} out {route['dev']}, which leads elsewhere"
     if not ways:
         if nothing and into is None:
             return Problem("no-address", f"{where} has no IPv4 address at all", "", node)
@@ -752,9 +788,9 @@ def _no_route(k: _Kernel, node: str, pkt: _Packet, reply: bool, into: str | None
         )
     dst = "default" if way.net.prefixlen == 0 else str(way.net)
     fix, change = _route_fix(node, dst, str(way.via), iface.name)
-    return Problem(
-        "no-route", f"{unreachable}: the kernel answers 'Network is unreachable'", fix, node, change
-    )
+    if route is None:
+        unreachable += ": the kernel answers 'Network is unreachable'"
+    return Problem("no-route", unreachable, fix, node, change)
 
 
 def _start(k: _Kernel, src: str, target: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
@@ -785,7 +821,7 @@ def _once(
     reply = _Packet(pkt.dst, pkt.src, None)
     back_end, _, problem = _walk(k, end, reply, flow, True, result.back)
     if problem:
-        return _lost_reply(k, end, reply, flow, problem, result.back)
+        return _lost_reply(k, end, reply, pkt0.src, flow, problem, result.back)
     if back_end != src:
         result.notes.append(f"the reply ends in {names.where(back_end)}, not {names.where(src)}")
     return None
@@ -838,9 +874,15 @@ def diagnose(src: str, dst: str, port: int | None = None) -> Diagnosis:
 
 
 def _lost_reply(
-    k: _Kernel, end: str, reply: _Packet, flow: _Flow, problem: Problem, back: list[Hop]
+    k: _Kernel,
+    end: str,
+    reply: _Packet,
+    origin: ipaddress.IPv4Address,
+    flow: _Flow,
+    problem: Problem,
+    back: list[Hop],
 ) -> Problem:
-    """Why a reply gets lost, said from the learner's side."""
+    """Why a reply (to ``origin``, once NAT is undone) gets lost, said from the learner's side."""
     if problem.cause == "no-route" and problem.node == end and not back:
         return Problem(
             "no-route-back",
@@ -851,11 +893,11 @@ def _lost_reply(
             problem.change,
         )
     lab_net = stages.network(k.count)
-    if not flow.snat and reply.dst in lab_net:
+    if HOST not in flow.snat and origin in lab_net:
         rule = f"-s {lab_net} -j MASQUERADE"
         return Problem(
             "no-nat",
-            f"the packet arrives, but the reply to {reply.dst} gets lost in "
+            f"the packet arrives, but the reply to {origin} gets lost in "
             f"{names.where(problem.node)}: outside the host nobody knows {lab_net}, and nothing "
             "translated the source address on the way out. NAT on the host fixes it",
             f"iptables -t nat -A POSTROUTING {rule}",

@@ -116,3 +116,26 @@ def test_labkit_why_on_the_command_line():
     out = subprocess.run(["labkit", "why", "red", "192.168.1.3"], capture_output=True, text=True)
     assert out.returncode == 0 and "the path is fine" in out.stdout
     assert "a real packet got through" in out.stdout
+
+
+@pytest.mark.sandbox
+def test_labkit_why_numbers_the_fixes_when_one_is_not_enough():
+    """The issue's case: veth-red down took red's routes with it. The root cause comes
+    first, then every command in order, each one as it must be typed."""
+    Lab().goto("internet")
+    sh("ip -n red link set veth-red down")
+    out = subprocess.run(
+        ["labkit", "why", "red", "203.0.113.8", "--no-check"], capture_output=True, text=True
+    )
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("red -> 203.0.113.8 (ping): veth-red in red is down"), out.stdout
+    assert lines[1:4] == [
+        "  fix, in this order:",
+        "    1. ip -n red link set veth-red up",
+        "    2. ip netns exec red ip route add default via 192.168.15.5",
+    ], out.stdout
+    assert lines[4].startswith("       (after step 1: red has no route to 203.0.113.8")
+    for line in lines[2:4]:
+        sh(line.split(". ", 1)[1])
+    assert _works("red", "203.0.113.8", None)

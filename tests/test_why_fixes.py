@@ -4,7 +4,7 @@ real packet gets through.
 Hypothesis picks a stage and one or two faults that break its packet (the
 exercises' faults of :data:`labkit.exercises.FAULTS`, and more that a
 learner makes by hand: a link set down, an address deleted, a route deleted,
-forwarding off, a closed FORWARD chain, NAT flushed, ...). Each example builds
+forwarding off, a closed chain of the filter table, NAT flushed, ...). Each example builds
 the stage in a fresh sandbox, breaks it with shell commands, checks that the
 packet no longer arrives, asks :func:`labkit.why.why`, runs every fix
 command it prints, as printed, through the sandbox's shell (each must
@@ -97,6 +97,11 @@ BY_HAND = {
     "forward-rule-reject": Fault(("iptables -A FORWARD -o eth0 -j REJECT",), _ROUTED),
     "nat-flushed": Fault(("iptables -t nat -F",), _ROUTED),
     "red-unplugged": Fault(("ip link set veth-red-br nomaster",), _BRIDGED),
+    "host-input-drop": Fault(("iptables -P INPUT DROP",), ("host", "portforward-self")),
+    "red-output-drop": Fault(("ip netns exec red iptables -P OUTPUT DROP",), ("veth", *_BRIDGED)),
+    "blue-input-rule-drop": Fault(
+        ("ip netns exec blue iptables -A INPUT -p tcp --dport 80 -j DROP",), ("portforward",)
+    ),
 }
 
 FAULTS = {**_exercises(), **BY_HAND}
@@ -168,7 +173,8 @@ def break_ask_fix(setup: str, faults: tuple[str, ...]) -> tuple[str, str | None]
 
 
 def _explicit() -> list[tuple[str, tuple[str, ...]]]:
-    """Every fault once (in its first setup), and pairs that need several fixes."""
+    """Every fault once (in its first setup), pairs that need several fixes, and the
+    cases that failed once."""
     one = [(f.setups[0], (name,)) for name, f in FAULTS.items()]
     pairs = [
         ("internet", ("red-down", "forwarding-off-later")),
@@ -177,6 +183,14 @@ def _explicit() -> list[tuple[str, tuple[str, ...]]]:
         ("portforward", ("blue-down", "host-eth0-down")),
         ("nat", ("forward-rule-drop", "nat-flushed")),
         ("bridge", ("bridge-down", "blue-wrong-address")),
+        ("host", ("host-input-drop", "red-output-drop")),
+        # found by Hypothesis: the router's own NAT hid that the host's was gone
+        ("internet", ("nat-flushed",)),
+        # found by Hypothesis: without its address on v-net-0, the host sent the packet
+        # by its default route, out eth0
+        ("portforward", ("host-no-address",)),
+        # found by Hypothesis: the sender's own cable end out of the bridge hid the rest
+        ("bridge", ("blue-no-address", "red-unplugged")),
     ]
     return one + pairs
 
