@@ -18,6 +18,10 @@ predict. Then a real packet checks the verdict (``confirm=True``).
 Where a fix needs what the course had (an address, a route), it is taken
 from the course's last stage (:func:`labkit.core.stages.desired`).
 
+The module is larger because the walk, the causes and their fixes share
+one private copy of the kernel's state, which each fix changes; apart, each
+part would reach into the others' internals.
+
 It models what the course uses (IPv4, the main routing table, veth pairs,
 bridges, iptables rules written as the course writes them); something it
 cannot judge is said, not guessed.
@@ -278,6 +282,13 @@ class _Kernel:
     def planned_addrs(self, ns: str, name: str) -> list[ipaddress.IPv4Interface]:
         """The addresses the course gives interface ``name`` of ``ns`` (its last stage)."""
         return self._planned()[0].get((ns, name), [])
+
+    def planned_owner(self, ip: ipaddress.IPv4Address) -> tuple[str, str] | None:
+        """The interface that has ``ip`` in the course (its last stage), if it exists now."""
+        for key, cidrs in self._planned()[0].items():
+            if key in self.ifaces and any(c.ip == ip for c in cidrs):
+                return key
+        return None
 
     def planned_master(self, ns: str, name: str) -> str | None:
         """The bridge the course plugs interface ``name`` of ``ns`` into (its last stage)."""
@@ -653,9 +664,15 @@ def _unresolved(
         "answer, so the packet never leaves"
     )
     owner = k.owner(hop_ip)
-    far = _segment(k, owner)[0] if owner else []
-    theirs = [k.ifaces[owner], *far] if owner else []
-    has = f"{owner[1]} in {names.where(owner[0])} has it, but " if owner else ""
+    # the far side: who has the address, or else who has it in the course
+    side = owner or k.planned_owner(hop_ip)
+    far = _segment(k, side)[0] if side else []
+    theirs = [k.ifaces[side], *far] if side else []
+    has = ""
+    if owner:
+        has = f"{owner[1]} in {names.where(owner[0])} has it, but "
+    elif side:
+        has = f"In the course {side[1]} in {names.where(side[0])} has it; "
     bridges = {(i.ns, i.name) for i in [*reached, *far] if i.kind == "bridge"}
     # first a cable end out of its bridge, on either side
     for end in [*theirs, k.ifaces[(node, out)], *reached]:
@@ -677,7 +694,7 @@ def _unresolved(
                 ("master", end.ns, end.name, bridge),
             )
     if owner is None:  # then the address the course gives an end on the way
-        for iface in [*reached, k.ifaces[(node, out)]]:
+        for iface in [*reached, k.ifaces[(node, out)], *theirs]:
             if iface.kind == "bridge" or not iface.master:  # an end that holds addresses
                 for cidr in k.planned_addrs(iface.ns, iface.name):
                     if cidr.ip == hop_ip:
