@@ -185,9 +185,8 @@ class Lab(PacketTests):
     def draw(self, **kwargs: Any) -> Any:
         """Draw the live topology; returns a matplotlib Figure with a text alternative.
 
-        The figure's ``labkit_alt`` says in words what it shows; a notebook
-        shows it with the picture (see :mod:`labkit.draw.figure`).
-        ``scale=1.5`` enlarges text and lines, for a projector.
+        Its ``labkit_alt`` says in words what it shows, and a notebook shows
+        that with it; ``scale=1.5`` enlarges it for a projector.
 
         Examples
         --------
