@@ -542,8 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
         "why a packet does (not) arrive (in a sandbox)",
         "Follow a packet from node SRC to DST (an address, optionally :PORT for TCP) through "
         "the live kernel: routes, cables, bridges, forwarding, firewall, NAT, a listening "
-        "socket, and the way back. Prints the first thing that stops it and the command "
-        "that fixes it, then sends a real packet to check. Exits 0 when the path is fine.",
+        "socket, and the way back. Prints the root cause of what stops it and the commands "
+        "that fix it, in order, then sends a real packet to check. Exits 0 when the path "
+        "is fine.",
         _examples(
             "labkit why red 203.0.113.8",
             "labkit why lan-pc 192.168.1.2:80",

@@ -261,7 +261,7 @@ class Exercise:
         Examples
         --------
         >>> print(start("bridge-down").check())  # doctest: +SKIP
-        Not yet: red still gets no reply from 192.168.15.2.
+        Not yet: red still gets no answer from 192.168.15.2.
         """
         from labkit.lab import Lab
 

@@ -766,9 +766,7 @@ def _no_route(
     if not ways:
         if nothing and into is None:
             return Problem("no-address", f"{where} has no IPv4 address at all", "", node)
-        return Problem(
-            "no-route", f"{unreachable}: the kernel answers 'Network is unreachable'", "", node
-        )
+        return Problem("no-route", f"{unreachable}: {_unreachable(into)}", "", node)
     way = ways[0]
     iface = way.iface
     if not iface.up:
@@ -806,8 +804,23 @@ def _no_route(
     dst = "default" if way.net.prefixlen == 0 else str(way.net)
     fix, change = _route_fix(node, dst, str(way.via), iface.name)
     if route is None:
-        unreachable += ": the kernel answers 'Network is unreachable'"
+        unreachable += f": {_unreachable(into)}"
     return Problem("no-route", unreachable, fix, node, change)
+
+
+def _unreachable(into: str | None) -> str:
+    """What the sender sees when a machine has no route: an error at home, an ICMP on the way.
+
+    Examples
+    --------
+    >>> _unreachable(None)
+    "the kernel answers 'Network is unreachable'"
+    >>> _unreachable("veth-red-br")
+    "it drops the packet and sends back an ICMP 'Destination Net Unreachable'"
+    """
+    if into is None:
+        return "the kernel answers 'Network is unreachable'"
+    return "it drops the packet and sends back an ICMP 'Destination Net Unreachable'"
 
 
 def _start(k: _Kernel, src: str, target: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
