@@ -635,7 +635,7 @@ async def learner_walk(
     # every notebook draws the lab: the first picture loads matplotlib
     if draw_line is not None:
         await draw_line.arrive()
-    await timed(DRAW, "lab.draw()", "Figure")
+    await timed(DRAW, "lab.draw()", "Network diagram")
     return kernel
 
 

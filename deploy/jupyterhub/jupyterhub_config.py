@@ -42,6 +42,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -81,8 +82,18 @@ c.Authenticator.username_pattern = r"^[a-z][a-z0-9_-]{0,30}$"
 
 
 # -- one system user and one JupyterLab per learner ----------------------------------
+#: one groupadd/useradd at a time: hooks run in threads, and two learners starting at
+#: once both found the group missing, and the second groupadd failed (a 500 to the learner)
+_ACCOUNTS = threading.Lock()
+
+
 def _system_user(name: str) -> pwd.struct_passwd:
     """The learner's system user, made on first use; never one labkit did not make."""
+    with _ACCOUNTS:
+        return _system_user_now(name)
+
+
+def _system_user_now(name: str) -> pwd.struct_passwd:
     try:
         grp.getgrnam(GROUP)
     except KeyError:
