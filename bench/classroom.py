@@ -615,7 +615,9 @@ async def learner_walk(
     if start_line is not None:
         await start_line.arrive()
     if not ok or kernel is None:
-        failures.append(f"{name} start: {said.strip()[-300:]}")
+        said = said.strip()  # its start (the status) and its end
+        said = said if len(said) < 600 else f"{said[:300]} ... {said[-300:]}"
+        failures.append(f"{name} start: {said}")
         if draw_line is not None:
             await draw_line.arrive()
         return kernel

@@ -263,20 +263,8 @@ class Exercise:
         >>> print(start("bridge-down").check())  # doctest: +SKIP
         Not yet: red still gets no answer from 192.168.15.2.
         """
-        from labkit.lab import Lab
-
-        preflight.require()
         src, dst, port = self.fault.probe
-        lab = Lab()
-        deadline = time.monotonic() + wait
-        while True:
-            if port:
-                ok = lab.http(src, f"http://{dst}:{port}/", timeout=2).ok
-            else:
-                ok = lab.ping(src, dst, count=2).received > 0
-            if ok or time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)
+        ok = arrives(self.fault.probe, wait)
         self.tries += 1
         what = f"http://{dst}:{port}/" if port else dst
         if ok:
@@ -297,6 +285,34 @@ class Exercise:
         """
         broke = "; ".join(self.fault.breaks)
         return f"labkit ran: {broke}\none fix: {self.fault.fix}"
+
+
+def arrives(probe: tuple[str, str, int | None], wait: float = 0.0, count: int = 2) -> bool:
+    """Send the real packet of ``probe`` (src, dst, TCP port or None): does it arrive?
+
+    A ping (``count`` echoes, one reply is enough) or, with a port, an HTTP
+    GET. It tries again for up to ``wait`` seconds, for a web app just
+    started in the background.
+
+    Examples
+    --------
+    >>> arrives(("red", "203.0.113.8", None))  # doctest: +SKIP
+    True
+    """
+    from labkit.lab import Lab
+
+    preflight.require()
+    src, dst, port = probe
+    lab = Lab()
+    deadline = time.monotonic() + wait
+    while True:
+        if port:
+            ok = lab.http(src, f"http://{dst}:{port}/", timeout=2).ok
+        else:
+            ok = lab.ping(src, dst, count=count).received > 0
+        if ok or time.monotonic() >= deadline:
+            return ok
+        time.sleep(0.2)
 
 
 def start(name: str | None = None, seed: int | None = None) -> Exercise:

@@ -23,7 +23,6 @@ import os
 import re
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -126,18 +125,8 @@ def sh(command: str) -> tuple[int, str]:
 
 
 def gets_through(probe: tuple[str, str, int | None], wait: float = 0.0) -> bool:
-    """Send the real packet (polling up to ``wait`` seconds for a web app to start)."""
-    src, dst, port = probe
-    lab = Lab()
-    deadline = time.monotonic() + wait
-    while True:
-        if port:
-            ok = lab.http(src, f"http://{dst}:{port}/", timeout=2).ok
-        else:
-            ok = lab.ping(src, dst, count=1, timeout=1).received > 0
-        if ok or time.monotonic() >= deadline:
-            return ok
-        time.sleep(0.1)
+    """Send the real packet, one echo (polling up to ``wait`` seconds for a web app to start)."""
+    return exercises.arrives(probe, wait, count=1)
 
 
 def printed_fixes(text: str) -> list[str]:
